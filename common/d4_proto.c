@@ -88,6 +88,7 @@ static const struct {
 	[D4_R_CLIENT_CERT] = {"client_cert", "client certificate missing or not the one pinned for this sensor"},
 	[D4_R_RATE_LIMIT] = {"rate_limit", "sensor exceeded its rate limit"},
 	[D4_R_KICKED] = {"kicked", "connection closed by an operator"},
+	[D4_R_PAYLOAD_TIMEOUT] = {"payload_timeout", "a payload stopped arriving before it was complete"},
 };
 
 const char *d4_reason_name(enum d4_reason r)
@@ -443,6 +444,18 @@ size_t d4_decoder_feed(struct d4_decoder *d, const uint8_t *buf, size_t len, str
 	d->hdr_have = 0;
 	d->payload_have = 0;
 	return used;
+}
+
+enum d4_decoder_position d4_decoder_position(const struct d4_decoder *d)
+{
+	switch (d->state) {
+	case ST_HEADER:
+		return d->hdr_have ? D4_POS_HEADER : D4_POS_BOUNDARY;
+	case ST_FAILED:
+		return D4_POS_FAILED;
+	default:
+		return D4_POS_PAYLOAD;
+	}
 }
 
 enum d4_reason d4_decoder_finish(const struct d4_decoder *d)

@@ -85,6 +85,7 @@ enum d4_reason {
 	D4_R_CLIENT_CERT,
 	D4_R_RATE_LIMIT,
 	D4_R_KICKED,
+	D4_R_PAYLOAD_TIMEOUT,
 	D4_R_COUNT /* number of reasons, keep last */
 };
 
@@ -207,6 +208,14 @@ size_t d4_decoder_feed(struct d4_decoder *d, const uint8_t *buf, size_t len, str
 /* At end of stream: D4_OK if it ended on a frame boundary, else D4_R_TRUNCATED
  * (or the error the decoder already failed with). */
 enum d4_reason d4_decoder_finish(const struct d4_decoder *d);
+enum d4_decoder_position {
+	D4_POS_BOUNDARY = 0, /* between frames (or before the first) */
+	D4_POS_HEADER,       /* part of a header received */
+	D4_POS_PAYLOAD,      /* header done, payload in progress */
+	D4_POS_FAILED,
+};
+/* Where the stream stands (timeouts depend on it). */
+enum d4_decoder_position d4_decoder_position(const struct d4_decoder *d);
 /* Releases the payload buffer while the stream is idle between frames. */
 void d4_decoder_trim(struct d4_decoder *d);
 

@@ -1589,6 +1589,8 @@ static int stats_encode(const struct d4_sensor_stats *st, struct d4_writer *w)
 	d4_put_bytes(w, le->peer, D4_IP_SIZE);
 	d4_put_u16(w, le->peer_port);
 	put_str(w, le->text);
+	d4_put_u64(w, st->skewed);
+	d4_put_u64(w, (uint64_t)st->last_skew);
 	return w->err ? -EINVAL : 0;
 }
 
@@ -1658,6 +1660,8 @@ static int stats_decode(const uint8_t uuid[D4_UUID_SIZE], const MDB_val *v,
 		memcpy(le->peer, p, D4_IP_SIZE);
 	le->peer_port = d4_get_u16(&r);
 	get_str(&r, le->text, D4_ERROR_TEXT_MAX);
+	st->skewed = d4_get_u64(&r);
+	st->last_skew = (int64_t)d4_get_u64(&r);
 	return rec_done(&r);
 }
 
@@ -1738,6 +1742,10 @@ static void stats_add(struct d4_sensor_stats *st, const struct d4_stats_delta *d
 		le->peer_port = d->peer_port;
 		memcpy(le->text, text, n);
 		le->text[n] = '\0';
+	}
+	if (d->skewed) {
+		st->skewed += d->skewed;
+		st->last_skew = d->skew;
 	}
 	if (d->active_sessions >= 0)
 		st->active_sessions =

@@ -357,6 +357,8 @@ struct d4_sensor_stats {
 	struct d4_seen_addr addrs[D4_STATS_ADDRS];
 	uint64_t refusals[D4_R_COUNT];
 	struct d4_last_error last_error;
+	uint64_t skewed;   /* frames whose timestamp was off by more than ingest.skew_threshold */
+	int64_t last_skew; /* seconds, frame time minus server time, of the last such frame */
 };
 
 /*
@@ -377,6 +379,8 @@ struct d4_stats_delta {
 	uint64_t refusals;        /* how many (0 counts as 1 when refusal != D4_OK) */
 	const char *error;        /* text: with refusal, becomes last_error */
 	int64_t active_sessions;  /* >= 0: the sensor's current count; < 0: unchanged */
+	uint64_t skewed;          /* frames with a skewed timestamp */
+	int64_t skew;             /* the last one's skew in seconds (frame minus server) */
 };
 
 /* One day's counters of one (sensor, type, meta-type). */
