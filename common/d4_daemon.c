@@ -76,8 +76,7 @@ int d4_daemon_init(struct d4_daemon *d, const char *prog, const char *help, int 
 		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct d4_config_err err;
-	int c;
+	int c, r;
 
 	memset(d, 0, sizeof(*d));
 	d->prog = prog;
@@ -124,19 +123,30 @@ int d4_daemon_init(struct d4_daemon *d, const char *prog, const char *help, int 
 		free(sets);
 		return -1;
 	}
+	r = d4_daemon_configure(d, (const char *const *)sets, nsets);
+	free(sets);
+	return r;
+}
+
+int d4_daemon_configure(struct d4_daemon *d, const char *const *sets, size_t nsets)
+{
+	struct d4_config_err err;
+	const char *prog = d->prog;
+
+	if (d->cfg == NULL && (d->cfg = d4_config_new()) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
 	if (d->config_path && d4_config_load(d->cfg, d->config_path, &err) != 0) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
-		free(sets);
 		return -1;
 	}
 	for (size_t i = 0; i < nsets; i++) {
 		if (d4_config_set(d->cfg, sets[i], &err) != 0) {
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
-			free(sets);
 			return -1;
 		}
 	}
-	free(sets);
 
 	const char *lvl = d4_config_get_str(d->cfg, "d4", "log_level", "info");
 	int level = d4_log_level_from_name(lvl);

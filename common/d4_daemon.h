@@ -48,6 +48,13 @@ struct d4_daemon {
  */
 int d4_daemon_init(struct d4_daemon *d, const char *prog, const char *help, int argc,
                    char **argv);
+/*
+ * The second half of d4_daemon_init, for programs that parse their own
+ * command line (d4ctl): set d->prog and d->config_path (or NULL) first.
+ * Loads the file, applies the --set assignments in order, sets up logging
+ * and derives the paths. 0 or -1 after printing an error.
+ */
+int d4_daemon_configure(struct d4_daemon *d, const char *const *sets, size_t nsets);
 void d4_daemon_free(struct d4_daemon *d);
 
 /* Joins dir and name into out; -1 if it does not fit. */
