@@ -173,7 +173,7 @@ int ingest_conf_load(struct ingest_conf *c, const struct d4_daemon *d)
 		return err_out("ingest.client_cert: 'off', 'optional' or 'required'");
 	snprintf(c->client_ca, sizeof(c->client_ca), "%s", d4_config_get_str(cfg, "ingest", "client_ca", ""));
 
-	if (d4_config_get_size(cfg, "ingest", "max_payload", 1, 64u << 20, D4_DEFAULT_MAX_PAYLOAD,
+	if (d4_config_get_size(cfg, "ingest", "max_payload", 1, INGEST_PAYLOAD_CEILING, D4_DEFAULT_MAX_PAYLOAD,
 	                       &u64, &e) != 0)
 		return err_out(e.msg);
 	c->max_payload = (uint32_t)u64;

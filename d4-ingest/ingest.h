@@ -34,6 +34,8 @@
 
 #define INGEST_MAX_LISTEN 8
 #define INGEST_READ_BUF (64u * 1024u)
+/* No configuration may accept a larger payload (ingest.max_payload, per-sensor limits). */
+#define INGEST_PAYLOAD_CEILING (64u << 20)
 
 enum server_mode {
 	MODE_REGISTRATION = 0, /* only approved sensors, each with its own key */

@@ -639,7 +639,9 @@ void session_on_connection(uv_stream_t *server, int status)
 		refuse(s, D4_R_ADDRESS_BLOCKED, NULL);
 		return;
 	}
-	struct d4_decoder_opts dopts = {.max_payload = ing->conf.max_payload};
+	/* the decoder only enforces the hard ceiling; check_header() applies the
+	 * server's or the sensor's own limit at the header, before any payload */
+	struct d4_decoder_opts dopts = {.max_payload = INGEST_PAYLOAD_CEILING};
 	d4_decoder_init(&s->dec, &dopts);
 	if (tls_conn_init(&s->tls, &ing->tls) != 0) {
 		session_close(s, D4_OK);
