@@ -1,8 +1,25 @@
 /*
  * d4ctl.h — the operator's tool: one file per command group, dispatched from main.c.
+ *
+ * main.c parses the global options (-c FILE, --set, --json), loads the
+ * configuration and hands every command a struct d4ctl: the one context of
+ * the process. A command that needs the store asks for it with
+ * d4ctl_open_store() (read-only for read commands, so that inspecting a
+ * store never creates one); main.c closes it. The small helpers below are
+ * shared by the command files, so that every command words its errors, its
+ * times and its JSON the same way.
  */
 #ifndef D4CTL_H
 #define D4CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "d4_daemon.h"
+#include "d4_store.h"
 
 /* Exit statuses shared by every command. */
 enum {
@@ -12,6 +29,61 @@ enum {
 	D4CTL_ERROR = 3,  /* could not run (file, store, network) */
 };
 
+/* The process's context, owned by main(). */
+struct d4ctl {
+	bool json;                /* --json: machine-readable output */
+	struct d4_daemon d;       /* configuration and paths (d.paths.store) */
+	struct d4_store *store;   /* NULL until d4ctl_open_store() */
+	bool store_writable;
+	uint64_t now;             /* one clock reading per run: every write uses it */
+};
+
+/* ISO 8601 UTC ("2026-11-25T10:41:01Z") and its NUL, or "-". */
+#define D4CTL_TIME_LEN 24
+
 int cmd_decode(int argc, char **argv);
+int cmd_sensor(struct d4ctl *ctl, int argc, char **argv);
+int cmd_block(struct d4ctl *ctl, int argc, char **argv);
+int cmd_types(struct d4ctl *ctl, int argc, char **argv);
+int cmd_stats(struct d4ctl *ctl, int argc, char **argv);
+
+/*
+ * Opens the store at ctl->d.paths.store (once; a read-only handle is
+ * reopened writable when a write is asked for). A read-only open of a
+ * missing store says so. D4CTL_OK or D4CTL_ERROR after printing why.
+ */
+int d4ctl_open_store(struct d4ctl *ctl, bool write);
+/* Exit status for a store error: not found, exists, refused -> 1; the rest -> 3. */
+int d4ctl_store_status(int rc);
+
+/* "d4ctl <where>: <message>" on stderr. */
+void d4ctl_err(const char *where, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Reports a getopt_long error (optstring starting with ':'): c is ':' for a
+ * missing value, '?' for an unknown option. Returns D4CTL_USAGE.
+ */
+int d4ctl_getopt_error(const char *where, int c, char **argv);
+/* Whether argv[i] is -h, --help or help. */
+bool d4ctl_is_help(const char *arg);
+
+/* A UUID (v4 only when need_v4). 0, or D4CTL_USAGE after printing why. */
+int d4ctl_parse_uuid(const char *where, const char *text, bool need_v4, uint8_t out[16]);
+/* 90, 90s, 10m, 2h, 1d, 1w: seconds, > 0. 0 or D4CTL_USAGE after printing why. */
+int d4ctl_parse_duration(const char *where, const char *text, uint64_t *secs);
+/* A decimal number with an optional k/M/G suffix (powers of 1024), at most max. */
+int d4ctl_parse_size(const char *where, const char *what, const char *text, uint64_t max,
+                     uint64_t *out);
+
+/*
+ * s with every control byte shown as '?', cut to fit cap: text that came
+ * from a web form or a sensor must not move the operator's cursor.
+ */
+const char *d4ctl_safe(const char *s, char *buf, size_t cap);
+/* ISO 8601 UTC of t, or "-" for 0. */
+void d4ctl_format_time(uint64_t t, char out[D4CTL_TIME_LEN]);
+/* The same as a JSON string, or JSON null for 0. */
+json_t *d4ctl_json_time(uint64_t t);
+/* Prints j (indented) and a newline, and releases it. D4CTL_OK, or D4CTL_ERROR (NULL j too). */
+int d4ctl_json_print(json_t *j);
 
 #endif
