@@ -124,6 +124,8 @@ static void tick_cb(uv_timer_t *t)
 	struct ingest *ing = t->data;
 	uint64_t now = ingest_now();
 	bool reloaded = policy_refresh(&ing->policy, ing->store, &ing->conf, now, false) == 1;
+	reloaded |= ing->policy_reloaded;
+	ing->policy_reloaded = false;
 	sessions_tick(ing, reloaded);
 	stats_flush(ing->stats, ing->store, now);
 	link_flush(ing->link);
