@@ -225,8 +225,10 @@ int policy_refresh(struct policy *p, struct d4_store *s, const struct ingest_con
 				break;
 	}
 	/* sensors come sorted by uuid from the store; the rest is sorted here */
-	qsort(fresh.blocked_uuids, fresh.n_blocked_uuids, D4_UUID_SIZE, cmp_uuid);
-	qsort(fresh.meta_types, fresh.n_meta_types, D4_META_TYPE_MAX + 1, cmp_meta);
+	if (fresh.n_blocked_uuids)
+		qsort(fresh.blocked_uuids, fresh.n_blocked_uuids, D4_UUID_SIZE, cmp_uuid);
+	if (fresh.n_meta_types)
+		qsort(fresh.meta_types, fresh.n_meta_types, D4_META_TYPE_MAX + 1, cmp_meta);
 	merge_ranges(&fresh);
 	fresh.loaded = true;
 	policy_free(p);
