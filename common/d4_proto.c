@@ -295,21 +295,36 @@ void d4_decoder_init(struct d4_decoder *d, const struct d4_decoder_opts *opts)
 void d4_decoder_free(struct d4_decoder *d)
 {
 	d4_hmac_free(d->mac);
+	if (d->key) {
+		OPENSSL_cleanse(d->key, d->key_len);
+		free(d->key);
+	}
 	free(d->buf);
 	memset(d, 0, sizeof(*d));
 }
 
 int d4_decoder_set_key(struct d4_decoder *d, const uint8_t *key, size_t key_len)
 {
+	if (d->key && key && key_len == d->key_len && CRYPTO_memcmp(key, d->key, key_len) == 0)
+		return 0; /* unchanged */
+	if (d->key) {
+		OPENSSL_cleanse(d->key, d->key_len);
+		free(d->key);
+		d->key = NULL;
+		d->key_len = 0;
+	}
 	if (key == NULL) {
 		d4_hmac_free(d->mac);
 		d->mac = NULL;
 		return 0;
 	}
-	if (d->mac == NULL) {
-		d->mac = d4_hmac_new(key, key_len);
-		return d->mac ? 0 : -1;
-	}
+	d->key = malloc(key_len ? key_len : 1);
+	if (d->key == NULL)
+		return -1;
+	memcpy(d->key, key, key_len);
+	d->key_len = key_len;
+	if (d->mac == NULL)
+		return 0; /* keyed when the next frame starts */
 	return d4_hmac_set_key(d->mac, key, key_len);
 }
 
@@ -318,6 +333,12 @@ void d4_decoder_trim(struct d4_decoder *d)
 	free(d->buf);
 	d->buf = NULL;
 	d->buf_cap = 0;
+	/* between frames the HMAC context holds nothing: rebuilt from the key
+	 * when the next frame starts (two SHA-256 blocks) */
+	if (d->state == ST_HEADER && d->hdr_have == 0) {
+		d4_hmac_free(d->mac);
+		d->mac = NULL;
+	}
 }
 
 static size_t fail(struct d4_decoder *d, enum d4_reason r, size_t consumed, struct d4_event *ev)
@@ -388,7 +409,9 @@ size_t d4_decoder_feed(struct d4_decoder *d, const uint8_t *buf, size_t len, str
 	}
 
 	if (d->state == ST_PAYLOAD_START) {
-		d->mac_active = d->mac != NULL;
+		if (d->key && d->mac == NULL && (d->mac = d4_hmac_new(d->key, d->key_len)) == NULL)
+			return fail(d, D4_R_HMAC_MISMATCH, 0, ev);
+		d->mac_active = d->key != NULL;
 		if (d->mac_active && d4_hmac_begin(d->mac, d->hdr_raw) != 0)
 			return fail(d, D4_R_HMAC_MISMATCH, 0, ev);
 		d->state = ST_PAYLOAD;

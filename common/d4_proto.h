@@ -182,7 +182,9 @@ struct d4_decoder {
 	uint8_t hdr_raw[D4_HEADER_SIZE];
 	size_t hdr_have;
 	struct d4_header hdr;
-	struct d4_hmac *mac; /* owned; NULL until a key is set */
+	uint8_t *key; /* owned copy of the key; NULL: HMACs are not checked */
+	size_t key_len;
+	struct d4_hmac *mac; /* owned; made from key when a frame starts, freed by trim */
 	bool mac_active;     /* a key applies to the current frame */
 	uint8_t *buf;        /* payload being gathered, capacity buf_cap */
 	size_t buf_cap;
@@ -216,7 +218,8 @@ enum d4_decoder_position {
 };
 /* Where the stream stands (timeouts depend on it). */
 enum d4_decoder_position d4_decoder_position(const struct d4_decoder *d);
-/* Releases the payload buffer while the stream is idle between frames. */
+/* Releases the payload buffer, and between frames the HMAC context, while the
+ * stream is idle (an idle sensor then costs the decoder about 300 bytes). */
 void d4_decoder_trim(struct d4_decoder *d);
 
 #endif
