@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""d4-ingest's TLS policy and per-sensor settings.
+
+- TLS 1.0 / 1.1 are refused, 1.2 and 1.3 accepted;
+- client certificates pinned per sensor (ingest.client_cert=optional): the pinned certificate
+  is accepted, another one or none is refused with reason client_cert, and a sensor without
+  a pin is unaffected;
+- a per-sensor payload limit below the server's;
+- a per-sensor rate limit holds the sensor back (TCP backpressure) without losing anything.
+"""
+import hashlib
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ingestlib import Server, Sensor, frame, parse_frames, wait_for  # noqa: E402
+
+KEY = "tls test key"
+
+
+def make_client_cert(directory, name):
+    key, crt = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return crt, key, hashlib.sha256(der).hexdigest()
+
+
+def tls_connect(port, version=None, cert=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if cert is not None:
+        ctx.load_cert_chain(*cert)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = Sensor.__new__(Sensor)
+    s.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    return s
+
+
+class Tls(unittest.TestCase):
+    def test_versions(self):
+        with Server() as srv:
+            uid = srv.register(KEY)
+            for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                s = tls_connect(srv.port, v)
+                s.send(frame(uid, 3, KEY, b"%s\n" % str(v).encode()))
+                self.assertTrue(s.alive())
+                s.close()
+            # the server itself refuses older versions (the client is told to allow them)
+            for flag in ("-tls1", "-tls1_1"):
+                p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.port,
+                                    flag, "-cipher", "DEFAULT@SECLEVEL=0"], input=b"",
+                                   capture_output=True, timeout=20)
+                self.assertIn(b"alert protocol version", p.stdout + p.stderr, flag)
+            wait_for(lambda: len(parse_frames(srv.received())) == 2, what="the two frames")
+
+    def test_client_certificate_pins(self):
+        with Server(sets=["ingest.client_cert=optional"]) as srv:
+            good = make_client_cert(srv.dir, "sensor-a")
+            other = make_client_cert(srv.dir, "sensor-b")
+            pinned = srv.register(KEY)
+            srv.ctl("sensor", "set", pinned, "--cert-pin", good[2])
+            unpinned = srv.register(KEY)
+
+            s = tls_connect(srv.port, cert=good[:2])
+            s.send(frame(pinned, 3, KEY, b"pinned and right\n"))
+            self.assertTrue(s.alive())
+            s.close()
+            for cert in (other[:2], None):
+                s = tls_connect(srv.port, cert=cert)
+                s.send(frame(pinned, 3, KEY, b"pinned and wrong\n"))
+                self.assertTrue(s.closed_by_server())
+                s.close()
+            srv.wait_log(r"reason=client_cert detail=\"?no certificate")
+            srv.wait_log(r"reason=client_cert detail=\"?certificate does not match")
+            s = tls_connect(srv.port)
+            s.send(frame(unpinned, 3, KEY, b"no pin, no certificate\n"))
+            self.assertTrue(s.alive())
+            s.close()
+            wait_for(lambda: len(parse_frames(srv.received())) == 2, what="the accepted frames")
+
+    def test_per_sensor_payload_limit(self):
+        with Server() as srv:
+            uid = srv.register(KEY)
+            srv.ctl("sensor", "set", uid, "--max-payload", "1000")
+            s = Sensor(srv.port)
+            s.send(frame(uid, 3, KEY, b"a" * 1000))
+            self.assertTrue(s.alive())
+            try:
+                s.send(frame(uid, 3, KEY, b"a" * 1001))
+                closed = s.closed_by_server()
+            except (ssl.SSLError, ConnectionError):
+                closed = True
+            self.assertTrue(closed)
+            s.close()
+            srv.wait_log(r"reason=payload_too_large detail=\"1001 bytes, limit 1000\"")
+
+    def test_rate_limit(self):
+        with Server() as srv:
+            uid = srv.register(KEY)
+            srv.ctl("sensor", "set", uid, "--rate-limit", "50000")
+            s = Sensor(srv.port)
+            start = time.time()
+            for i in range(50):  # 200 kB at 50 kB/s
+                s.send(frame(uid, 3, KEY, b"%02d" % i + b"r" * 3998))
+            s.close()
+            wait_for(lambda: len(parse_frames(srv.received())) == 50, timeout=30, what="all frames")
+            # reads stop while the sensor is over its rate: beyond the first read (64 KiB) and
+            # one second's worth, the rest waits for the bucket to refill, however fast the
+            # machine is; nothing is dropped
+            self.assertGreater(time.time() - start, 1.0)
+            self.assertEqual([p[:2] for _, p in parse_frames(srv.received())],
+                             [b"%02d" % i for i in range(50)])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
