@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "d4_keyfile.h"
 #include "d4_log.h"
 #include "d4_uuid.h"
 
@@ -412,10 +413,8 @@ static int load_key(struct client_conf *c, const struct client_opts *o, char *er
 {
 	char path[4096];
 	const char *p = NULL;
-	char *buf = NULL;
 	size_t len = 0;
-	struct stat st;
-	int rc;
+	bool loose = false;
 
 	if (o->key != NULL) {
 		len = strlen(o->key);
@@ -441,18 +440,14 @@ static int load_key(struct client_conf *c, const struct client_opts *o, char *er
 		set_err(err, errlen, "no HMAC key: give -c DIR (with a key file), --key-file or --key");
 		return -1;
 	}
-	rc = read_file(p, SMALL_FILE_MAX, &buf, &len, err, errlen);
-	if (rc < 0)
-		return -1;
-	if (rc == 0) {
-		set_err(err, errlen, "%s: no such file (the sensor's HMAC key)", p);
+	c->key = malloc(SMALL_FILE_MAX);
+	if (c->key == NULL) {
+		set_err(err, errlen, "out of memory");
 		return -1;
 	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	c->key = (uint8_t *)buf;
-	c->key_len = len;
-	if (stat(p, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	if (d4_key_file_read(p, c->key, SMALL_FILE_MAX, &c->key_len, &loose, err, errlen) != 0)
+		return -1;
+	if (loose)
 		d4_log(D4_LOG_WARN, "key_file_permissions", "file", p, "hint",
 		       "readable by group or others; chmod 600 it", NULL);
 check:

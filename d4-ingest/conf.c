@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "d4_keyfile.h"
 #include "d4_log.h"
 #include "ingest.h"
 
@@ -89,27 +90,6 @@ static int add_meta_type(const char *w, size_t n, void *arg)
 	return 0;
 }
 
-static int read_key_file(const char *path, struct ingest_conf *c)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		fprintf(stderr, "d4-ingest: ingest.shared_key_file: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	size_t n = fread(c->shared_key, 1, sizeof(c->shared_key), f);
-	int bad = ferror(f) || fgetc(f) != EOF;
-	fclose(f);
-	if (bad) {
-		fprintf(stderr, "d4-ingest: ingest.shared_key_file: %s: unreadable or longer than %d bytes\n",
-		        path, D4_SENSOR_KEY_MAX);
-		return -1;
-	}
-	while (n > 0 && (c->shared_key[n - 1] == '\n' || c->shared_key[n - 1] == '\r'))
-		n--;
-	c->shared_key_len = n;
-	return 0;
-}
-
 int ingest_conf_load(struct ingest_conf *c, const struct d4_daemon *d)
 {
 	const struct d4_config *cfg = d->cfg;
@@ -151,8 +131,17 @@ int ingest_conf_load(struct ingest_conf *c, const struct d4_daemon *d)
 			return err_out("ingest.shared_key: longer than 256 bytes");
 		memcpy(c->shared_key, sk, n);
 		c->shared_key_len = n;
-	} else if (skf && read_key_file(skf, c) != 0) {
-		return -1;
+	} else if (skf) {
+		char e2[512];
+		bool loose = false;
+		if (d4_key_file_read(skf, c->shared_key, sizeof(c->shared_key), &c->shared_key_len,
+		                     &loose, e2, sizeof(e2)) != 0) {
+			fprintf(stderr, "d4-ingest: ingest.shared_key_file: %s\n", e2);
+			return -1;
+		}
+		if (loose)
+			d4_log(D4_LOG_WARN, "key-file-permissions", "file", skf, "hint",
+			       "readable by group or others; chmod 600 it", NULL);
 	}
 	/* no built-in default key: shared-secret mode without one does not start */
 	if (c->mode == MODE_SHARED_SECRET && c->shared_key_len == 0)

@@ -33,7 +33,7 @@
 #include "d4_store.h"
 
 #define INGEST_MAX_LISTEN 8
-#define INGEST_READ_BUF (64u * 1024u)
+#define INGEST_READ_BUF (256u * 1024u)
 /* No configuration may accept a larger payload (ingest.max_payload, per-sensor limits). */
 #define INGEST_PAYLOAD_CEILING (64u << 20)
 

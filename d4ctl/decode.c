@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
+#include "d4_keyfile.h"
 #include "d4_proto.h"
 #include "d4_uuid.h"
 #include "d4ctl.h"
@@ -59,28 +61,21 @@ static void usage(FILE *out)
 
 static int read_key_file(const char *path, struct decode_opts *o)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		fprintf(stderr, "d4ctl decode: %s: %s\n", path, strerror(errno));
+	uint8_t key[4096];
+	size_t n;
+	char err[512];
+	if (d4_key_file_read(path, key, sizeof(key), &n, NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "d4ctl decode: %s\n", err);
 		return -1;
 	}
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	int bad = ferror(f) || !feof(f);
-	fclose(f);
-	if (bad) {
-		fprintf(stderr, "d4ctl decode: %s: unreadable or longer than 4095 bytes\n", path);
-		return -1;
-	}
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
 	o->key = malloc(n + 1);
-	if (o->key == NULL)
-		return -1;
-	memcpy(o->key, buf, n);
-	o->key[n] = '\0';
-	o->key_len = n;
-	return 0;
+	if (o->key != NULL) {
+		memcpy(o->key, key, n);
+		o->key[n] = '\0';
+		o->key_len = n;
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	return o->key ? 0 : -1;
 }
 
 static void format_time(uint64_t ts, char *out, size_t len)

@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "d4_keyfile.h"
 #include "d4_net.h"
 #include "d4_proto.h"
 #include "d4_uuid.h"
@@ -124,42 +125,13 @@ struct key_opts {
 /* The key bytes of a `key` file: raw, minus trailing CR/LF (as the clients read it). */
 static int read_key_file(const char *where, const char *path, struct d4_sensor *s)
 {
-	uint8_t buf[D4_SENSOR_KEY_MAX + 3];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	int rc = D4CTL_ERROR;
-
-	if (f == NULL) {
-		d4ctl_err(where, "%s: %s", path, strerror(errno));
-		return D4CTL_ERROR;
+	char err[512];
+	if (d4_key_file_read(path, s->hmac_key, D4_SENSOR_KEY_MAX, &s->hmac_key_len, NULL, err,
+	                     sizeof(err)) != 0) {
+		d4ctl_err(where, "%s", err);
+		return D4CTL_USAGE; /* the file named on the command line will not do */
 	}
-	n = fread(buf, 1, sizeof(buf), f);
-	if (ferror(f)) {
-		d4ctl_err(where, "%s: read error", path);
-		goto out;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (!feof(f) || n > D4_SENSOR_KEY_MAX) {
-		d4ctl_err(where, "%s: the key is longer than %d bytes", path, D4_SENSOR_KEY_MAX);
-		rc = D4CTL_USAGE;
-		goto out;
-	}
-	if (n == 0) {
-		d4ctl_err(where, "%s: the key file is empty", path);
-		rc = D4CTL_USAGE;
-		goto out;
-	}
-	memcpy(s->hmac_key, buf, n);
-	s->hmac_key_len = n;
-	rc = D4CTL_OK;
-out:
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (fclose(f) != 0 && rc == D4CTL_OK) {
-		d4ctl_err(where, "%s: %s", path, strerror(errno));
-		rc = D4CTL_ERROR;
-	}
-	return rc;
+	return D4CTL_OK;
 }
 
 /*
