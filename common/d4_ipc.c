@@ -261,12 +261,14 @@ enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *bu
 		if (body < 1 || body - 1 > D4_IPC_MAX_BODY)
 			return fail(r, why, "message length out of range");
 		r->need = 4 + body;
-		if (reader_reserve(r, r->need) != 0)
-			return fail(r, why, "out of memory");
 	}
 	take = r->need - r->have;
 	if (take > len)
 		take = len;
+	/* grown as bytes arrive, not to the announced length at once: a
+	 * length that lies costs nothing until the bytes are really there */
+	if (reader_reserve(r, r->have + take) != 0)
+		return fail(r, why, "out of memory");
 	if (take)
 		memcpy(r->buf + r->have, buf, take);
 	r->have += take;
