@@ -67,6 +67,7 @@ struct link {
 	bool dispatch_paused;
 	bool full; /* paused because too much is unacknowledged */
 	uint64_t reconnects;
+	uint64_t unreachable_logged_ms;
 	uint8_t read_buf[4096];
 };
 
@@ -454,9 +455,13 @@ static void connect_cb(uv_connect_t *req, int status)
 	struct link *l = req->data;
 	l->connecting = false;
 	if (status < 0) {
-		if (l->reconnects == 0 || l->retry_ms >= RETRY_MAX_MS)
+		/* said at the first failure, then once a minute while it lasts */
+		uint64_t t = uv_now(l->ing->loop);
+		if (l->reconnects == 0 || t - l->unreachable_logged_ms >= 60000) {
 			d4_log(D4_LOG_NOTICE, "dispatch-unreachable", "socket",
 			       l->ing->conf.dispatch_socket, "error", uv_strerror(status), NULL);
+			l->unreachable_logged_ms = t;
+		}
 		l->reconnects++;
 		uv_close((uv_handle_t *)&l->pipe, pipe_closed_cb);
 		return;

@@ -36,6 +36,8 @@ struct d4ctl {
 	struct d4_store *store;   /* NULL until d4ctl_open_store() */
 	bool store_writable;
 	uint64_t now;             /* one clock reading per run: every write uses it */
+	const char **sets;        /* the --set assignments, passed on to the servers by `run` */
+	size_t nsets;
 };
 
 /* ISO 8601 UTC ("2026-11-25T10:41:01Z") and its NUL, or "-". */
@@ -46,6 +48,14 @@ int cmd_sensor(struct d4ctl *ctl, int argc, char **argv);
 int cmd_block(struct d4ctl *ctl, int argc, char **argv);
 int cmd_types(struct d4ctl *ctl, int argc, char **argv);
 int cmd_stats(struct d4ctl *ctl, int argc, char **argv);
+int cmd_run(struct d4ctl *ctl, int argc, char **argv);
+int cmd_start(struct d4ctl *ctl, int argc, char **argv);
+int cmd_stop(struct d4ctl *ctl, int argc, char **argv);
+int cmd_status(struct d4ctl *ctl, int argc, char **argv);
+int cmd_reload(struct d4ctl *ctl, int argc, char **argv);
+
+/* A self-signed server certificate and its key (certs.c). 0 or -1 with err. */
+int d4ctl_make_cert(const char *cert_path, const char *key_path, char *err, size_t errlen);
 
 /*
  * Opens the store at ctl->d.paths.store (once; a read-only handle is

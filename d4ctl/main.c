@@ -31,6 +31,11 @@ static const struct {
 	bool needs_config; /* decode works on a file alone: no configuration, no store */
 	const char *summary;
 } commands[] = {
+	{"run", cmd_run, true, "run the server in the foreground (first run: store, certificate, admin)"},
+	{"start", cmd_start, true, "run the server in the background"},
+	{"stop", cmd_stop, true, "stop the server started by run or start"},
+	{"status", cmd_status, true, "whether the server runs, its processes and sensors"},
+	{"reload", cmd_reload, true, "make d4-dispatch re-read the analyzer queues"},
 	{"sensor", cmd_sensor, true, "list, show, register, approve, block, kick and tune sensors"},
 	{"block", cmd_block, true, "the uuid and IP blocklists"},
 	{"types", cmd_types, true, "accepted types and meta-types"},
@@ -179,6 +184,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctl.now = (uint64_t)now;
+	ctl.sets = sets;
+	ctl.nsets = nsets;
 	rc = commands[i].run(&ctl, argc - optind, argv + optind);
 
 out:
