@@ -10,10 +10,12 @@
 """
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -88,6 +90,42 @@ class Tls(unittest.TestCase):
             self.assertTrue(s.alive())
             s.close()
             wait_for(lambda: len(parse_frames(srv.received())) == 2, what="the accepted frames")
+
+    def test_private_ca_required(self):
+        """deploy/gen-certs.sh's CA: a sensor certificate it signed is accepted, a self-signed
+        one and none are refused at the handshake (ingest.client_cert = required)."""
+        src = os.environ.get("D4_SRC", os.path.join(os.path.dirname(__file__), "../.."))
+        ca = tempfile.mkdtemp(prefix="d4-ca-")
+        try:
+            gen = os.path.join(src, "deploy/gen-certs.sh")
+            uid_cert = "0b1d6cbe-6f8e-4d36-9a55-0c3f3a0e2b51"
+            subprocess.run([gen, "ca", ca], check=True, capture_output=True)
+            out = subprocess.run([gen, "sensor", ca, uid_cert], check=True, capture_output=True).stdout
+            self.assertIn(b"--cert-pin", out)
+            with Server(sets=["ingest.client_cert=required",
+                              "ingest.client_ca=" + os.path.join(ca, "ca.crt")]) as srv:
+                uid = srv.register(KEY, uid=uid_cert)
+                signed = (os.path.join(ca, "sensors", uid_cert + ".crt"),
+                          os.path.join(ca, "sensors", uid_cert + ".key"))
+                s = tls_connect(srv.port, cert=signed)
+                s.send(frame(uid, 3, KEY, b"signed by the CA\n"))
+                self.assertTrue(s.alive())
+                s.close()
+                selfsigned = make_client_cert(srv.dir, "stranger")
+                for cert in (selfsigned[:2], None):
+                    try:
+                        s = tls_connect(srv.port, cert=cert)
+                        s.send(frame(uid, 3, KEY, b"not signed\n"))
+                        refused = s.closed_by_server()
+                        s.close()
+                    except (ssl.SSLError, ConnectionError):
+                        refused = True
+                    self.assertTrue(refused)
+                wait_for(lambda: len(parse_frames(srv.received())) == 1, what="the one good frame")
+                time.sleep(0.5)
+                self.assertEqual(len(parse_frames(srv.received())), 1)
+        finally:
+            shutil.rmtree(ca, ignore_errors=True)
 
     def test_per_sensor_payload_limit(self):
         with Server() as srv:
