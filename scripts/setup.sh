@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The newcomer's first command: installs the Debian packages and builds every program
-# into build/bin/ (Release-like flags: RelWithDebInfo).
+# The newcomer's first command: installs the Debian packages, builds every program into
+# build/bin/, and starts the whole server on embedded defaults in the foreground
+# (`d4ctl run`: data in ./var, sensors on 127.0.0.1:4443, the web UI on 127.0.0.1:7000;
+# the first run creates a TLS certificate and prints the first admin password once).
+#
+#   scripts/setup.sh              install, build, run (Ctrl-C stops the server)
+#   scripts/setup.sh --no-start   install and build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=1
+[ "${1:-}" = "--no-start" ] && start=0
 [ "${D4_SKIP_DEPS:-0}" = 1 ] || scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$(nproc)"
 echo
 echo "built: $(ls build/bin | tr '\n' ' ')"
-echo "try:   build/bin/d4ctl decode --key 'private key to change' tests/data/vector-A.d4"
+[ "$start" = 1 ] || exit 0
+echo "starting the server (Ctrl-C stops it; 'build/bin/d4ctl start' runs it in the background)"
+exec build/bin/d4ctl run

@@ -168,6 +168,46 @@ class Refusals(unittest.TestCase):
         s.close()
 
 
+class Hostile(unittest.TestCase):
+    def test_garbage_never_hurts_others(self):
+        """Random bytes, truncated frames and oversize claims from 300 connections: each is
+        refused or times out on its own, the good sensor streams on, ingest stays up."""
+        import random
+        rnd = random.Random(4)
+        with Server(sets=["ingest.header_timeout=1s"]) as srv:
+            uid = srv.register(KEY)
+            good = Sensor(srv.port)
+            sent = 0
+            for i in range(300):
+                kind = i % 5
+                if kind == 0:
+                    data = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 4000)))
+                elif kind == 1:
+                    data = frame(uid, 3, KEY, b"x" * 500)[:rnd.randint(1, 561)]
+                elif kind == 2:
+                    f = bytearray(frame(uid, 3, KEY, b"y" * 100))
+                    f[rnd.randint(0, len(f) - 1)] ^= 1 << rnd.randint(0, 7)
+                    data = bytes(f)
+                elif kind == 3:
+                    data = frame(uid, rnd.choice([0, 9, 200, 255]), KEY, b"z")
+                else:
+                    data = b"\x01" * 62 + b"\xff" * 4
+                try:
+                    s = Sensor(srv.port)
+                    s.send(data)
+                    s.close()
+                except (OSError, ssl.SSLError):
+                    pass
+                if i % 30 == 0:
+                    good.send(frame(uid, 8, KEY, b"good %d\n" % i))
+                    sent += 1
+            self.assertTrue(good.alive())
+            good.close()
+            wait_for(lambda: sum(1 for h, _ in parse_frames(srv.received()) if h["type"] == 8) == sent,
+                     what="every good frame")
+            self.assertIsNone(srv.ingest.poll(), "d4-ingest died")
+
+
 class TimestampWindow(unittest.TestCase):
     def test_skew(self):
         with Server(sets=["ingest.timestamp_window=1h"]) as srv:
