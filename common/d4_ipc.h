@@ -27,7 +27,7 @@
 #define D4_IPC_PREFIX 5 /* u32 len + u8 kind */
 /* Largest body: a frame with the largest payload any server allows, plus slack. */
 #define D4_IPC_MAX_BODY (64u * 1024u * 1024u)
-#define D4_IPC_META_MAX 65536u /* meta header JSON */
+#define D4_IPC_META_MAX 65535u /* meta header JSON (a u16 length in the analyzer protocol) */
 
 enum d4_ipc_kind {
 	D4_IPC_HELLO = 1,  /* ingest -> dispatch: who is talking */

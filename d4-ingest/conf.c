@@ -166,7 +166,7 @@ int ingest_conf_load(struct ingest_conf *c, const struct d4_daemon *d)
 	                       &u64, &e) != 0)
 		return err_out(e.msg);
 	c->max_payload = (uint32_t)u64;
-	if (d4_config_get_size(cfg, "ingest", "meta_header_max", 16, D4_IPC_META_MAX, 65536, &u64,
+	if (d4_config_get_size(cfg, "ingest", "meta_header_max", 16, D4_IPC_META_MAX, D4_IPC_META_MAX, &u64,
 	                       &e) != 0)
 		return err_out(e.msg);
 	c->meta_header_max = (uint32_t)u64;

@@ -1,9 +1,14 @@
-"""ingestlib.py — run a real d4-ingest (with d4-sink as its dispatcher) on loopback for tests.
+"""ingestlib.py — run a real d4-ingest (with d4-sink, or d4-dispatch, as its dispatcher) on loopback
+for tests.
 
 Standard library only. A test gets a fresh data directory, a self-signed certificate, a
 d4-sink listening on the dispatch socket and a d4-ingest listening on a port the kernel
 picked (read back from its log), registers sensors with d4ctl, and talks D4 over TLS with
 `Sensor`. Everything is stopped and removed at the end (use `with Server(...) as srv:`).
+
+With `dispatch_conf=TEXT` the dispatcher is a real d4-dispatch started with that configuration
+file (plus --set d4.data_dir=...); `ANALYZER_PY` is a tiny analyzer for it (docs/analyzer-protocol.md)
+and `queue_stats()` reads the queue counters from the store with mdb_dump.
 
 Environment (set by ctest): D4_BIN (build/bin), D4_TEST_DATA (tests/data).
 """
@@ -113,7 +118,7 @@ class Server:
     """d4-sink + d4-ingest in a fresh data directory. `sets` are extra --set options."""
 
     def __init__(self, sets=(), sink_args=(), mode="registration", shared_key=None,
-                 listen="127.0.0.1:0", start_sink=True):
+                 listen="127.0.0.1:0", start_sink=True, dispatch_conf=None, dispatch_sets=()):
         self.dir = tempfile.mkdtemp(prefix="d4-ingest-test-")
         self.data = os.path.join(self.dir, "var")
         os.makedirs(os.path.join(self.data, "tls"))
@@ -129,6 +134,16 @@ class Server:
         self.sink_args = list(sink_args)
         self.start_sink = start_sink
         self.sink = None
+        # d4-dispatch instead of d4-sink
+        self.dispatch_conf = dispatch_conf
+        self.dispatch_sets = list(dispatch_sets)
+        self.dispatch = None
+        self.dispatch_rc = None  # exit status at stop(): a clean stop (and ASan) says 0
+        self.dispatch_log_path = os.path.join(self.dir, "dispatch.log")
+        self.dispatch_log = None
+        self.conf_path = os.path.join(self.dir, "d4.conf")
+        if dispatch_conf is not None:
+            self.write_conf(dispatch_conf)
         self.ingest = None
         self.ports = []
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -156,8 +171,86 @@ class Server:
         line = out.decode().strip().splitlines()[-1] if out.strip() else ""
         return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
+    # ---- d4-dispatch (when dispatch_conf was given) ----
+
+    def write_conf(self, text):
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+
+    def start_dispatch(self):
+        sock = os.path.join(self.data, "run/dispatch.sock")
+        if self.dispatch_log is None:
+            self.dispatch_log = open(self.dispatch_log_path, "ab")
+        args = [os.path.join(BIN, "d4-dispatch"), "-c", self.conf_path, "--set",
+                "d4.data_dir=" + self.data, "--set", "d4.log_level=debug"]
+        for s in self.dispatch_sets:
+            args += ["--set", s]
+        mark = len(self.read_dispatch_log())
+        self.dispatch = subprocess.Popen(args, stdout=self.dispatch_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: " started " in self.read_dispatch_log()[mark:] or
+                 self.dispatch.poll() is not None, what="d4-dispatch to start")
+        if self.dispatch.poll() is not None:
+            raise AssertionError("d4-dispatch exited: " + self.read_dispatch_log())
+        wait_for(lambda: os.path.exists(sock), what="the dispatch socket")
+
+    def stop_dispatch(self, sig=signal.SIGTERM, timeout=30):
+        """Stops d4-dispatch (SIGTERM: drains; SIGKILL: a crash); returns its exit status."""
+        if self.dispatch is None:
+            return None
+        if self.dispatch.poll() is None:
+            self.dispatch.send_signal(sig)
+        try:
+            rc = self.dispatch.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.dispatch.kill()
+            rc = self.dispatch.wait()
+        self.dispatch = None
+        return rc
+
+    def reload_dispatch(self):
+        mark = len(self.read_dispatch_log())
+        self.dispatch.send_signal(signal.SIGHUP)
+        wait_for(lambda: " reload" in self.read_dispatch_log()[mark:], what="the reload")
+        return mark
+
+    def read_dispatch_log(self):
+        try:
+            with open(self.dispatch_log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_dispatch_log(self, pattern, timeout=10.0, start=0):
+        return wait_for(lambda: re.search(pattern, self.read_dispatch_log()[start:]), timeout,
+                        what=pattern)
+
+    def queue_stats(self, name):
+        """The queue's counters record from the store ({} when absent), decoded as
+        docs/store.md describes queue v1."""
+        p = subprocess.run(["mdb_dump", "-s", "queues", os.path.join(self.data, "store")],
+                           capture_output=True, timeout=30)
+        if p.returncode != 0:
+            return {}
+        lines = p.stdout.decode().splitlines()
+        i = lines.index("HEADER=END") + 1 if "HEADER=END" in lines else 0
+        while i + 1 < len(lines) and lines[i] != "DATA=END":
+            key, val = bytes.fromhex(lines[i].strip()), bytes.fromhex(lines[i + 1].strip())
+            i += 2
+            if key.decode() != name:
+                continue
+            ver, rec, dlv, ack, mem, spool, drop, restarts, state, upd, et = struct.unpack_from(
+                "<HQQQQQQIBQQ", val)
+            (n,) = struct.unpack_from("<H", val, 71)
+            return {"version": ver, "received": rec, "delivered": dlv, "acknowledged": ack,
+                    "in_memory": mem, "spooled": spool, "dropped": drop, "restarts": restarts,
+                    "state": ["stopped", "running", "backoff", "failed"][state], "updated": upd,
+                    "last_error_time": et, "last_error": val[73:73 + n].decode()}
+        return {}
+
     def start(self):
-        if self.start_sink:
+        if self.dispatch_conf is not None:
+            self.start_dispatch()
+        elif self.start_sink:
             self.start_sink_process()
         self.log = open(self.ingest_log, "wb")
         args = [os.path.join(BIN, "d4-ingest")]
@@ -185,14 +278,26 @@ class Server:
             self.log = None
         if self.sink is not None:
             self.stop_sink()
+        if self.dispatch is not None:
+            self.dispatch_rc = self.stop_dispatch()
+        if self.dispatch_log is not None:
+            self.dispatch_log.close()
+            self.dispatch_log = None
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+        if exc[0] is None and self.dispatch_rc not in (None, 0):
+            log = self.read_dispatch_log()[-8000:]
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError("d4-dispatch exited with status %s:\n%s" % (self.dispatch_rc, log))
         if exc[0] is not None:
             sys.stderr.write("---- ingest log ----\n" + self.read_log()[-6000:] + "\n")
+            if self.dispatch_conf is not None:
+                sys.stderr.write("---- dispatch log ----\n" + self.read_dispatch_log()[-8000:] +
+                                 "\n")
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
@@ -249,3 +354,116 @@ class Server:
                 return f.read().splitlines()
         except FileNotFoundError:
             return []
+
+
+# A tiny analyzer (docs/analyzer-protocol.md) for the dispatch tests, standard library only.
+# Params: out (a directory: <uuid>-<type>.bin gets the payloads of each sensor stream, in order;
+# events.txt one line per START/END/BYE), ack (every | none: registers "no ack"),
+# stall_after (while the file <out>/stall exists: stop reading after N DATA records of this
+# process, without acknowledging the last one),
+# slow_ms (sleep that long before each acknowledgement), garbage_after (while the file
+# <out>/garbage exists: after N DATA records, remove it and send a message of an unknown kind).
+ANALYZER_PY = r"""#!/usr/bin/env python3
+import os, socket, struct, sys, time
+sock = socket.socket(fileno=0)
+rf = sock.makefile("rb")
+
+def exact(n):
+    b = rf.read(n)
+    if b is None or len(b) < n:
+        sys.exit(0)
+    return b
+
+def msg():
+    ln, kind = struct.unpack("<IB", exact(5))
+    return kind, exact(ln - 1)
+
+def send(kind, body=b""):
+    sock.sendall(struct.pack("<IB", len(body) + 1, kind) + body)
+
+def s16(b, o):
+    (n,) = struct.unpack_from("<H", b, o)
+    return b[o + 2:o + 2 + n].decode(), o + 2 + n
+
+if exact(4) != b"D4AP":
+    sys.exit("no magic")
+kind, body = msg()
+if kind != 32:
+    sys.exit("no hello")
+(version,) = struct.unpack_from("<H", body, 0)
+queue, o = s16(body, 2)
+(n,) = struct.unpack_from("<H", body, o)
+o += 2
+params = {}
+for _ in range(n):
+    k, o = s16(body, o)
+    v, o = s16(body, o)
+    params[k] = v
+out = params.get("out", ".")
+noack = params.get("ack") == "none"
+stall_after = int(params.get("stall_after", "0"))
+slow = int(params.get("slow_ms", "0")) / 1000.0
+name = b"tiny"
+send(33, struct.pack("<HB", 1, 1 if noack else 0) + struct.pack("<H", len(name)) + name)
+sys.stderr.write("tiny analyzer ready queue=%s pid=%d\n" % (queue, os.getpid()))
+sys.stderr.flush()
+events = open(os.path.join(out, "events.txt"), "a")
+sessions = {}
+files = {}
+ndata = 0
+while True:
+    kind, body = msg()
+    if kind == 34:
+        sid, t = struct.unpack_from("<QQ", body, 0)
+        uuid = body[16:32].hex()
+        typ = body[32]
+        mt, o = s16(body, 51)
+        js, o = s16(body, o)
+        sessions[sid] = (uuid, typ)
+        events.write("start %016x %s %d %s %d\n" % (sid, uuid, typ, mt, os.getpid()))
+        events.flush()
+    elif kind == 35:
+        sid, seq = struct.unpack_from("<QQ", body, 0)
+        frame = body[16:]
+        uuid, typ = sessions[sid]
+        key = "%s-%d" % (uuid, frame[1])
+        f = files.get(key)
+        if f is None:
+            f = files[key] = open(os.path.join(out, key + ".bin"), "ab")
+        f.write(frame[62:])
+        f.flush()
+        ndata += 1
+        if stall_after and ndata >= stall_after and os.path.exists(os.path.join(out, "stall")):
+            events.write("stalled %d\n" % os.getpid())
+            events.flush()
+            while True:
+                time.sleep(3600)
+        garbage = os.path.join(out, "garbage")
+        if ndata == int(params.get("garbage_after", "0")) and os.path.exists(garbage):
+            os.unlink(garbage)
+            send(99, b"x")
+        if slow:
+            time.sleep(slow)
+        if not noack:
+            send(37, struct.pack("<Q", seq))
+    elif kind == 36:
+        sid, t, reason = struct.unpack_from("<QQB", body, 0)
+        events.write("end %016x %d\n" % (sid, reason))
+        events.flush()
+    elif kind == 38:
+        events.write("bye %d\n" % os.getpid())
+        events.flush()
+        send(38)
+        sys.exit(0)
+    else:
+        sys.exit("unexpected kind %d" % kind)
+"""
+
+
+def write_analyzer(directory):
+    """Writes ANALYZER_PY as an executable file in directory; returns its path."""
+    path = os.path.join(directory, "tiny-analyzer.py")
+    with open(path, "w") as f:
+        f.write(ANALYZER_PY)
+    os.chmod(path, 0o755)
+    return path

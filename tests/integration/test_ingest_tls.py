@@ -146,19 +146,19 @@ class Tls(unittest.TestCase):
     def test_rate_limit(self):
         with Server() as srv:
             uid = srv.register(KEY)
-            srv.ctl("sensor", "set", uid, "--rate-limit", "50000")
+            srv.ctl("sensor", "set", uid, "--rate-limit", "100000")
             s = Sensor(srv.port)
             start = time.time()
-            for i in range(50):  # 200 kB at 50 kB/s
-                s.send(frame(uid, 3, KEY, b"%02d" % i + b"r" * 3998))
+            for i in range(200):  # 800 kB at 100 kB/s
+                s.send(frame(uid, 3, KEY, b"%03d" % i + b"r" * 3997))
             s.close()
-            wait_for(lambda: len(parse_frames(srv.received())) == 50, timeout=30, what="all frames")
-            # reads stop while the sensor is over its rate: beyond the first read (64 KiB) and
-            # one second's worth, the rest waits for the bucket to refill, however fast the
-            # machine is; nothing is dropped
-            self.assertGreater(time.time() - start, 1.0)
-            self.assertEqual([p[:2] for _, p in parse_frames(srv.received())],
-                             [b"%02d" % i for i in range(50)])
+            wait_for(lambda: len(parse_frames(srv.received())) == 200, timeout=60, what="all frames")
+            # reads stop while the sensor is over its rate: beyond one read (256 KiB) and one
+            # second's worth (100 kB), the rest waits for the bucket to refill, however fast
+            # the machine is: at least (800 - 256 - 100) / 100 = 4.4 s; nothing is dropped
+            self.assertGreater(time.time() - start, 3.0)
+            self.assertEqual([p[:3] for _, p in parse_frames(srv.received())],
+                             [b"%03d" % i for i in range(200)])
 
 
 if __name__ == "__main__":

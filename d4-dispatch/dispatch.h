@@ -1,0 +1,316 @@
+/*
+ * dispatch.h — d4-dispatch, the router between d4-ingest and the analyzers:
+ * its configuration, its one context struct, and the interfaces between its
+ * files.
+ *
+ *   main.c      options, signals (SIGHUP reload, SIGTERM drain and stop), the loop
+ *   conf.c      [dispatch] and [queue.NAME] options into struct dispatch_conf
+ *   link.c      the ingest side: listens on the dispatch socket, follows
+ *               docs/ipc.md (HELLO, replay, RESUME, counted messages, ACK,
+ *               PAUSE/UNPAUSE), keeps the sessions
+ *   route.c     which queues (and which instance of each) take a session
+ *   queue.c     per-queue buffers: records held until acknowledged, memory
+ *               limits, when_full, counters, reload of the queue set
+ *   analyzer.c  one analyzer process: spawn, handshake, delivery, ACKs,
+ *               restart with backoff (docs/analyzer-protocol.md)
+ *   counters.c  queue counters to the store, at most once a second
+ *
+ * Ownership: a D4 frame is copied once from the ingest link into a
+ * reference-counted blob shared by every queue that takes it (fan-out costs
+ * a pointer, not a copy); each queue instance holds its own list of items
+ * (DATA and END) that point at blobs and at their session. A session lives
+ * while the link table or an item refers to it.
+ */
+#ifndef D4_DISPATCH_H
+#define D4_DISPATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "d4_anproto.h"
+#include "d4_config.h"
+#include "d4_daemon.h"
+#include "d4_ipc.h"
+#include "d4_proto.h"
+#include "d4_store.h"
+
+#define DISPATCH_READ_BUF (256u * 1024u)
+#define QUEUE_MAX_TYPES 16
+#define QUEUE_MAX_LIST 64  /* meta-types, sensors, groups per queue */
+#define QUEUE_MAX_ARGS 64
+#define QUEUE_MAX_PARAMS 64
+#define QUEUE_MAX_INSTANCES 64
+
+enum when_full {
+	WHEN_FULL_PAUSE = 0, /* push back on ingest: sensors wait, nothing is lost */
+	WHEN_FULL_DROP_OLDEST, /* drop the oldest records not yet written, and count them */
+};
+
+struct queue_conf {
+	char name[D4_QUEUE_NAME_MAX + 1];
+	bool types[D4_TYPES];
+	bool any_type;
+	char (*meta_types)[D4_META_TYPE_MAX + 1];
+	unsigned n_meta_types;
+	uint8_t (*sensors)[D4_UUID_SIZE];
+	unsigned n_sensors;
+	char (*groups)[D4_GROUP_NAME_MAX + 1];
+	unsigned n_groups;
+	char *command;  /* as written, for messages and change detection */
+	char **argv;    /* argv[0] resolved to a path; NULL-terminated */
+	unsigned argc;
+	char **param_keys, **param_values;
+	unsigned n_params;
+	unsigned instances;
+	uint64_t memory;
+	enum when_full when_full;
+};
+
+struct dispatch_conf {
+	uint64_t restart_backoff_max_ms;
+	unsigned max_restarts;
+	uint64_t restart_window_ms;
+	uint64_t ack_bytes;       /* ACK ingest at least every this many bytes */
+	uint64_t handshake_timeout_ms;
+	uint64_t stop_timeout_ms; /* SIGTERM: time to deliver what is queued */
+	uint64_t bye_timeout_ms;  /* BYE: time an analyzer has to answer and exit */
+	uint64_t window;          /* bytes written to an analyzer and not yet acknowledged */
+	struct queue_conf *queues;
+	unsigned n_queues;
+	char dispatch_socket[D4_PATH_MAX];
+	char store[D4_PATH_MAX];
+	char data_dir[D4_PATH_MAX];
+};
+
+int dispatch_conf_load(struct dispatch_conf *c, const struct d4_daemon *d, char *err,
+                       size_t errlen);
+void dispatch_conf_free(struct dispatch_conf *c);
+void queue_conf_free(struct queue_conf *q);
+/* Same program, arguments and params: a running analyzer can be kept. */
+bool queue_conf_same_program(const struct queue_conf *a, const struct queue_conf *b);
+
+/* ---- shared frames ---- */
+
+struct blob {
+	unsigned refs;
+	size_t len;      /* 62-byte D4 header + payload */
+	uint8_t data[];
+};
+
+struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len);
+void blob_ref(struct blob *b);
+void blob_unref(struct blob *b);
+
+/* ---- sessions (link.c) ---- */
+
+struct analyzer;
+
+struct route {
+	struct analyzer *an;
+	uint64_t started; /* the analyzer incarnation that was sent START (0: none) */
+};
+
+struct dsession {
+	struct dsession *hnext; /* hash chain */
+	uint64_t instance;      /* ingest instance */
+	uint16_t worker;
+	uint64_t id;
+	unsigned refs;
+	bool in_table;
+	bool closed;
+	bool routed;            /* routes are decided (at OPEN, or at META for a 254 session) */
+	uint64_t closed_ms;
+	struct d4_ipc_open open;
+	char meta_type[D4_META_TYPE_MAX + 1];
+	uint8_t *meta_json;
+	size_t meta_json_len;
+	uint8_t type;           /* routing type: the OPEN's, 254 once META came */
+	struct route *routes;
+	unsigned n_routes;
+	struct blob **held;     /* type-2 frames of a 254 session, until META routes it */
+	unsigned n_held, held_cap;
+};
+
+void session_unref(struct dsession *s);
+struct route *session_route(struct dsession *s, const struct analyzer *an);
+
+/* ---- queue items ---- */
+
+enum item_kind { ITEM_DATA = 0, ITEM_END };
+
+struct item {
+	struct item *prev, *next;
+	struct dsession *sess; /* a reference */
+	struct blob *blob;     /* DATA: a reference */
+	uint64_t seq;          /* DATA: set when written (0 before) */
+	uint64_t end_time;
+	uint8_t end_reason;
+	uint8_t kind;
+	bool sent;
+};
+
+/* ---- analyzer.c: one instance of a queue ---- */
+
+enum an_state {
+	AN_STOPPED = 0,
+	AN_STARTING, /* spawned, waiting for REGISTER */
+	AN_RUNNING,
+	AN_BACKOFF,  /* died, restart pending */
+	AN_FAILED,
+	AN_BYE,      /* BYE sent, waiting for it to exit */
+};
+
+struct queue;
+
+struct analyzer {
+	struct queue *q;
+	unsigned index;
+	enum an_state state;
+	uv_process_t proc;
+	uv_pipe_t sock;
+	uv_timer_t timer; /* handshake, backoff, BYE timeouts */
+	bool proc_live, sock_open, timer_init;
+	bool sock_eof; /* the analyzer closed its end */
+	int pid;
+	struct d4_ap_reader reader;
+	uint64_t incarnation;  /* +1 per spawn: START is sent again after a restart */
+	uint64_t next_seq;     /* seq of the next DATA written */
+	uint64_t acked_seq;
+	bool no_ack;
+	bool restart_now;      /* exit expected (reload): respawn at once, not counted */
+	bool stop;             /* exit expected (shutdown, removal): do not respawn */
+	bool retiring;         /* no new sessions; stopped once drained */
+	uint64_t spawned_ms;
+	unsigned fails;        /* consecutive short runs: the backoff exponent */
+	struct item *head, *tail, *unsent;
+	uint64_t inflight;     /* bytes written and not acknowledged */
+	uint64_t held;         /* bytes of DATA held (sent or not) */
+	uint64_t n_items;
+	unsigned routes;       /* open sessions routed here */
+	unsigned refs;         /* the queue's, plus one per session route: freed at 0 */
+	char name[64];         /* what it registered as */
+};
+
+struct analyzer *analyzer_new(struct queue *q, unsigned index);
+void analyzer_start(struct analyzer *an);
+/* Appends an item and writes what the window allows. */
+void analyzer_push(struct analyzer *an, struct item *it);
+/* Writes queued items while the window allows. */
+void analyzer_pump(struct analyzer *an);
+/* Orderly stop: BYE (when running), kill after the BYE timeout. restart: respawn after. */
+void analyzer_bye(struct analyzer *an, bool restart);
+/* Kills now (shutdown deadline). */
+void analyzer_kill(struct analyzer *an, const char *why);
+/* Drops every held item (counted as dropped). */
+void analyzer_drop_all(struct analyzer *an);
+/* Drops the oldest DATA not yet written; its size, or 0 when there is none. */
+uint64_t analyzer_drop_oldest(struct analyzer *an);
+/* The queue lets go of it: stopped if needed, freed once no handle and no session is left. */
+void analyzer_release(struct analyzer *an);
+void analyzer_unref(struct analyzer *an);
+bool analyzer_idle(const struct analyzer *an); /* nothing held */
+bool analyzer_gone(const struct analyzer *an); /* no process, no handle */
+void item_free(struct item *it);
+
+/* ---- queue.c ---- */
+
+struct queue {
+	struct queue *next;
+	struct dispatch *d;
+	struct queue_conf conf;
+	struct analyzer *an[QUEUE_MAX_INSTANCES];
+	unsigned n_an;        /* every instance, retiring ones after the active ones */
+	unsigned n_active;    /* instances new sessions go to (conf.instances) */
+	bool removed;         /* gone from the configuration: draining, then freed */
+	uint64_t removed_ms;
+	bool failed;
+	bool dirty;           /* counters changed since the last flush */
+	bool stored;          /* a record exists in the store */
+	uint64_t received, delivered, acknowledged, dropped, in_memory;
+	uint32_t restarts;
+	uint64_t *restart_times; /* ring of the last max_restarts + 1 restarts (ms) */
+	unsigned restart_ring, restart_pos;
+	uint64_t last_error_time;
+	char last_error[D4_ERROR_TEXT_MAX + 1];
+};
+
+struct queue *queue_new(struct dispatch *d, const struct queue_conf *c);
+void queue_free(struct queue *q);
+/* Takes a frame (or an END) for a session routed to an instance. */
+void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b);
+void queue_push_end(struct analyzer *an, struct dsession *s, uint64_t time, uint8_t reason);
+/* Memory accounting after items were removed (acknowledged or dropped). */
+void queue_released(struct queue *q, uint64_t bytes);
+void queue_error(struct queue *q, const char *text);
+enum d4_queue_state queue_state(const struct queue *q);
+/* An instance exited unexpectedly: count it; true when the queue may restart it. */
+bool queue_count_restart(struct queue *q);
+/* Starts every queue of the configuration. */
+int queues_start(struct dispatch *d);
+/* SIGHUP: applies a new configuration to the running queues. */
+void queues_reload(struct dispatch *d, struct dispatch_conf *nc);
+/* Once a second: retire and free drained queues and instances. */
+void queues_tick(struct dispatch *d);
+bool queues_idle(const struct dispatch *d);
+/* True while a queue with when_full = pause is over its memory limit. */
+void queues_update_pause(struct dispatch *d);
+
+/* ---- route.c ---- */
+
+/* Decides which queue instances take a session; 0 or -1 (out of memory). */
+int route_session(struct dispatch *d, struct dsession *s);
+
+/* ---- link.c ---- */
+
+int link_listen(struct dispatch *d);
+void link_stop_reading(struct dispatch *d);
+void link_close_all(struct dispatch *d);
+/* Tells every ingest connection to stop (true) or resume (false) reading sensors. */
+void link_set_pause(struct dispatch *d, bool paused);
+/* Once a second: forget sessions closed long ago and streams gone for good. */
+void link_tick(struct dispatch *d);
+void link_free_sessions(struct dispatch *d);
+
+/* ---- counters.c ---- */
+
+void counters_flush(struct dispatch *d, bool force);
+
+/* ---- the context ---- */
+
+struct ilink;
+struct stream;
+
+struct dispatch {
+	uv_loop_t *loop;
+	struct d4_daemon daemon;
+	int argc;
+	char **argv;
+	struct dispatch_conf conf;
+	struct d4_store *store;
+	uv_pipe_t server;
+	bool server_open;
+	struct ilink *links;
+	struct stream *streams;
+	struct dsession **stab; /* session hash table */
+	size_t stab_cap, stab_used;
+	struct queue *queues; /* configured ones first, removed ones draining */
+	uv_timer_t tick;
+	uv_timer_t stop_timer;
+	uv_signal_t sigterm, sigint, sighup;
+	bool paused; /* PAUSE sent to ingest */
+	bool stopping;
+	bool byes_sent;      /* stopping: analyzers got BYE and are not restarted */
+	uint64_t byes_ms;
+	int counters_last_rc; /* the last store error, logged once */
+	uint64_t stop_started_ms;
+	bool needs_groups; /* a queue filters on sensor groups: read them at OPEN */
+	uint64_t frames, bytes, unknown_session_frames;
+	uint8_t read_buf[DISPATCH_READ_BUF];
+};
+
+uint64_t dispatch_now(void);
+uint64_t dispatch_now_ms(struct dispatch *d);
+
+#endif
