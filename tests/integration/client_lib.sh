@@ -40,6 +40,20 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# dead_port: a port nobody can listen on while the test runs (a socket is bound to it and
+# never listens, in a background process): connecting to it is refused for sure, even when
+# other tests pick ports at the same time. Sets DEAD_PORT (call it directly, not in $(...),
+# so that the holder is registered in PIDS and killed at the end).
+dead_port() {
+	python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1], flush=True)
+sys.stdout.close(); time.sleep(600)' > "$TMP/dead_port" &
+	PIDS+=($!)
+	local i
+	for i in $(seq 100); do [ -s "$TMP/dead_port" ] && break; sleep 0.05; done
+	DEAD_PORT=$(cat "$TMP/dead_port")
+}
+
 # make_cert NAME SUBJECT_CN SAN: self-signed $TMP/NAME.crt and $TMP/NAME.key.
 make_cert() {
 	command -v openssl >/dev/null 2>&1 || skip "openssl is missing"

@@ -117,7 +117,8 @@ frames --key "$TEST_KEY" --payload "$TMP/payC.txt" "$TMP/outC.d4" >/dev/null || 
 ok "C: SIGTERM stops reading, flushes, exits 0"
 
 # --- D: SIGTERM with no server: the flush times out, exit 4 ---
-port="$(free_port)"
+dead_port
+port="$DEAD_PORT"
 mkfifo "$TMP/fifoD"
 timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 1s \
 	--source "$TMP/fifoD" --destination "127.0.0.1:$port" --ca "$TMP/srv.crt" 2>"$TMP/clientD.log" &
@@ -135,7 +136,8 @@ ok "D: no server at SIGTERM: flush timeout, unsent frames logged, exit 4"
 
 # --- E: a second signal (a second after the first) exits at once ---
 command -v pgrep >/dev/null 2>&1 || { echo "skip - E: pgrep is missing"; exit 0; }
-port="$(free_port)"
+dead_port
+port="$DEAD_PORT"
 mkfifo "$TMP/fifoE"
 timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 30s \
 	--source "$TMP/fifoE" --destination "127.0.0.1:$port" --ca "$TMP/srv.crt" 2>"$TMP/clientE.log" &
