@@ -34,30 +34,6 @@ static void usage(FILE *out)
 		"--json (a global option, before 'block') prints list as JSON.\n");
 }
 
-static int begin(const char *where, struct d4ctl *ctl, struct d4_txn *t, bool write)
-{
-	int rc = d4ctl_open_store(ctl, write);
-
-	if (rc != D4CTL_OK)
-		return rc;
-	if ((rc = d4_txn_begin(ctl->store, t, write)) != 0) {
-		d4ctl_err(where, "cannot begin a transaction: %s", d4_store_strerror(rc));
-		return D4CTL_ERROR;
-	}
-	return D4CTL_OK;
-}
-
-static int commit(const char *where, struct d4_txn *t)
-{
-	int rc = d4_txn_commit(t);
-
-	if (rc != 0) {
-		d4ctl_err(where, "commit failed: %s", d4_store_strerror(rc));
-		return d4ctl_store_status(rc);
-	}
-	return D4CTL_OK;
-}
-
 /* ---- list ---- */
 
 struct list_walk {
@@ -124,7 +100,7 @@ static int block_list(struct d4ctl *ctl, int argc, char **argv)
 		d4ctl_err(where, "unexpected argument '%s'", argv[1]);
 		return D4CTL_USAGE;
 	}
-	if ((rc = begin(where, ctl, &t, false)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, false)) != D4CTL_OK)
 		return rc;
 	if (ctl->json && (w.arr = json_array()) == NULL) {
 		rc = D4CTL_ERROR;
@@ -230,7 +206,7 @@ static int entry_add(struct d4ctl *ctl, int argc, char **argv, bool is_ip)
 	uint64_t expires = duration ? ctl->now + duration : 0;
 	d4ctl_format_time(expires, until);
 
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 	/* the get only tells "blocked" from "replaced": put adds or replaces */
 	if (is_ip) {
@@ -261,7 +237,7 @@ static int entry_add(struct d4ctl *ctl, int argc, char **argv, bool is_ip)
 		d4ctl_err(where, "%s: %s", e.text, d4_store_strerror(src));
 		return d4ctl_store_status(src);
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		return rc;
 	printf("%s %s %s %s%s\n", existed ? "replaced the block of" : "blocked",
 	       is_ip ? "range" : "uuid", e.text, expires ? "until " : "permanently",
@@ -287,7 +263,7 @@ static int entry_del(struct d4ctl *ctl, int argc, char **argv, bool is_ip)
 	}
 	if ((rc = parse_entry(where, argv[1], is_ip, &e)) != 0)
 		return rc;
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 	src = is_ip ? d4_block_ip_delete(&t, &e.range) : d4_block_uuid_delete(&t, e.uuid);
 	if (src != 0) {
@@ -300,7 +276,7 @@ static int entry_del(struct d4ctl *ctl, int argc, char **argv, bool is_ip)
 		d4ctl_err(where, "%s: %s", e.text, d4_store_strerror(src));
 		return d4ctl_store_status(src);
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		return rc;
 	printf("removed the block of %s %s\n", is_ip ? "range" : "uuid", e.text);
 	return D4CTL_OK;
@@ -354,14 +330,14 @@ static int block_purge(struct d4ctl *ctl, int argc, char **argv)
 		d4ctl_err(where, "unexpected argument '%s'", argv[1]);
 		return D4CTL_USAGE;
 	}
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 	if ((src = d4_block_purge_expired(&t, ctl->now, &removed)) != 0) {
 		d4_txn_abort(&t);
 		d4ctl_err(where, "%s", d4_store_strerror(src));
 		return D4CTL_ERROR;
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		return rc;
 	printf("removed %zu expired entr%s\n", removed, removed == 1 ? "y" : "ies");
 	return D4CTL_OK;

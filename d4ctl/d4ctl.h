@@ -48,6 +48,7 @@ int cmd_sensor(struct d4ctl *ctl, int argc, char **argv);
 int cmd_block(struct d4ctl *ctl, int argc, char **argv);
 int cmd_types(struct d4ctl *ctl, int argc, char **argv);
 int cmd_stats(struct d4ctl *ctl, int argc, char **argv);
+int cmd_user(struct d4ctl *ctl, int argc, char **argv);
 int cmd_run(struct d4ctl *ctl, int argc, char **argv);
 int cmd_start(struct d4ctl *ctl, int argc, char **argv);
 int cmd_stop(struct d4ctl *ctl, int argc, char **argv);
@@ -63,6 +64,10 @@ int d4ctl_make_cert(const char *cert_path, const char *key_path, char *err, size
  * missing store says so. D4CTL_OK or D4CTL_ERROR after printing why.
  */
 int d4ctl_open_store(struct d4ctl *ctl, bool write);
+/* Opens the store as needed and begins a transaction. D4CTL_OK or a status after printing why. */
+int d4ctl_begin(const char *where, struct d4ctl *ctl, struct d4_txn *t, bool write);
+/* Commits; on failure prints why and returns the status for it. */
+int d4ctl_commit(const char *where, struct d4_txn *t);
 /* Exit status for a store error: not found, exists, refused -> 1; the rest -> 3. */
 int d4ctl_store_status(int rc);
 

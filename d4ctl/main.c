@@ -39,6 +39,7 @@ static const struct {
 	{"sensor", cmd_sensor, true, "list, show, register, approve, block, kick and tune sensors"},
 	{"block", cmd_block, true, "the uuid and IP blocklists"},
 	{"types", cmd_types, true, "accepted types and meta-types"},
+	{"user", cmd_user, true, "web accounts and API tokens"},
 	{"stats", cmd_stats, true, "one day's packets and bytes per sensor and type"},
 	{"decode", run_decode, false, "print the frames of a saved D4 stream, check HMACs"},
 };
@@ -90,6 +91,30 @@ static int run_decode(struct d4ctl *ctl, int argc, char **argv)
 	rc = cmd_decode(argc + 1, args);
 	free(args);
 	return rc;
+}
+
+int d4ctl_begin(const char *where, struct d4ctl *ctl, struct d4_txn *t, bool write)
+{
+	int rc = d4ctl_open_store(ctl, write);
+
+	if (rc != D4CTL_OK)
+		return rc;
+	if ((rc = d4_txn_begin(ctl->store, t, write)) != 0) {
+		d4ctl_err(where, "cannot begin a transaction: %s", d4_store_strerror(rc));
+		return D4CTL_ERROR;
+	}
+	return D4CTL_OK;
+}
+
+int d4ctl_commit(const char *where, struct d4_txn *t)
+{
+	int rc = d4_txn_commit(t);
+
+	if (rc != 0) {
+		d4ctl_err(where, "commit failed: %s", d4_store_strerror(rc));
+		return d4ctl_store_status(rc);
+	}
+	return D4CTL_OK;
 }
 
 int main(int argc, char **argv)

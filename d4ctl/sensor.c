@@ -90,30 +90,6 @@ static int store_fail(const char *where, const char *uuid_text, int rc)
 }
 
 /* Commits t; on failure says so. */
-static int commit(const char *where, struct d4_txn *t)
-{
-	int rc = d4_txn_commit(t);
-
-	if (rc != 0) {
-		d4ctl_err(where, "commit failed: %s", d4_store_strerror(rc));
-		return d4ctl_store_status(rc);
-	}
-	return D4CTL_OK;
-}
-
-static int begin(const char *where, struct d4ctl *ctl, struct d4_txn *t, bool write)
-{
-	int rc = d4ctl_open_store(ctl, write);
-
-	if (rc != D4CTL_OK)
-		return rc;
-	if ((rc = d4_txn_begin(ctl->store, t, write)) != 0) {
-		d4ctl_err(where, "cannot begin a transaction: %s", d4_store_strerror(rc));
-		return D4CTL_ERROR;
-	}
-	return D4CTL_OK;
-}
-
 /* ---- keys ---- */
 
 struct key_opts {
@@ -267,7 +243,7 @@ static int sensor_list(struct d4ctl *ctl, int argc, char **argv)
 		d4ctl_err(where, "out of memory");
 		return D4CTL_ERROR;
 	}
-	if ((rc = begin(where, ctl, &t, false)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, false)) != D4CTL_OK)
 		goto out;
 	in_txn = true;
 	w->t = &t;
@@ -603,7 +579,7 @@ static int sensor_show(struct d4ctl *ctl, int argc, char **argv)
 	if ((rc = one_uuid(where, argc, argv, false, d->uuid)) != 0)
 		goto out;
 	d4_uuid_format(d->uuid, d->uuid_text);
-	if ((rc = begin(where, ctl, &t, false)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, false)) != D4CTL_OK)
 		goto out;
 	in_txn = true;
 
@@ -718,14 +694,14 @@ static int sensor_register(struct d4ctl *ctl, int argc, char **argv)
 	if ((rc = choose_key(where, &k, &s)) != D4CTL_OK)
 		goto out;
 
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		goto out;
 	if ((src = d4_sensor_register(&t, &s, ctl->now)) != 0) {
 		d4_txn_abort(&t);
 		rc = store_fail(where, uuid_text, src);
 		goto out;
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		goto out;
 	printf("registered sensor %s (%s)\n", uuid_text, d4_sensor_state_name(s.state));
 	if (k.generate)
@@ -780,7 +756,7 @@ static int sensor_set_key(struct d4ctl *ctl, int argc, char **argv)
 	d4_uuid_format(uuid, uuid_text);
 	if ((rc = choose_key(where, &k, &fresh)) != D4CTL_OK)
 		goto out;
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		goto out;
 	if ((src = d4_sensor_get(&t, uuid, &s)) != 0) {
 		d4_txn_abort(&t);
@@ -794,7 +770,7 @@ static int sensor_set_key(struct d4ctl *ctl, int argc, char **argv)
 		rc = store_fail(where, uuid_text, src);
 		goto out;
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		goto out;
 	printf("replaced the key of sensor %s (%zu bytes)\n", uuid_text, s.hmac_key_len);
 	if (k.generate)
@@ -842,7 +818,7 @@ static int simple_op(struct d4ctl *ctl, int argc, char **argv, const char *where
 	if ((rc = one_uuid(where, argc, argv, false, uuid)) != 0)
 		return rc;
 	d4_uuid_format(uuid, uuid_text);
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 
 	switch (op) {
@@ -889,7 +865,7 @@ static int simple_op(struct d4ctl *ctl, int argc, char **argv, const char *where
 		       op == OP_APPROVE ? "approved" : "rejected");
 		return D4CTL_OK;
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		return rc;
 	switch (op) {
 	case OP_APPROVE:
@@ -1105,7 +1081,7 @@ static int sensor_set(struct d4ctl *ctl, int argc, char **argv)
 	if (groups && (rc = parse_groups(where, groups, &want)) != 0)
 		return rc;
 
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 	if ((src = d4_sensor_get(&t, uuid, &s)) != 0) {
 		d4_txn_abort(&t);
@@ -1133,7 +1109,7 @@ static int sensor_set(struct d4ctl *ctl, int argc, char **argv)
 		d4_txn_abort(&t);
 		return store_fail(where, uuid_text, src);
 	}
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		return rc;
 	printf("updated sensor %s\n", uuid_text);
 	return D4CTL_OK;
@@ -1187,7 +1163,7 @@ static int sensor_block_common(struct d4ctl *ctl, int argc, char **argv, bool by
 	uint64_t expires = duration ? ctl->now + duration : 0;
 	d4ctl_format_time(expires, until);
 
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		return rc;
 	in_txn = true;
 	if (!by_ip) {
@@ -1245,7 +1221,7 @@ static int sensor_block_common(struct d4ctl *ctl, int argc, char **argv, bool by
 		}
 	}
 	in_txn = false;
-	if ((rc = commit(where, &t)) != D4CTL_OK)
+	if ((rc = d4ctl_commit(where, &t)) != D4CTL_OK)
 		goto out;
 	if (by_ip)
 		printf("blocked address %s (last address of sensor %s) %s%s\n", ip, uuid_text,

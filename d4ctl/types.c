@@ -55,19 +55,6 @@ struct accepted {
 	bool meta_from_store;
 };
 
-static int begin(const char *where, struct d4ctl *ctl, struct d4_txn *t, bool write)
-{
-	int rc = d4ctl_open_store(ctl, write);
-
-	if (rc != D4CTL_OK)
-		return rc;
-	if ((rc = d4_txn_begin(ctl->store, t, write)) != 0) {
-		d4ctl_err(where, "cannot begin a transaction: %s", d4_store_strerror(rc));
-		return D4CTL_ERROR;
-	}
-	return D4CTL_OK;
-}
-
 static bool meta_name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -199,7 +186,7 @@ static int types_list(struct d4ctl *ctl, int argc, char **argv)
 		d4ctl_err(where, "out of memory");
 		return D4CTL_ERROR;
 	}
-	if ((rc = begin(where, ctl, &t, false)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, false)) != D4CTL_OK)
 		goto out;
 	in_txn = true;
 	if ((src = load_store(&t, a)) != 0) {
@@ -358,7 +345,7 @@ static int change(struct d4ctl *ctl, int argc, char **argv, bool meta, bool acce
 		d4ctl_err(where, "out of memory");
 		return D4CTL_ERROR;
 	}
-	if ((rc = begin(where, ctl, &t, true)) != D4CTL_OK)
+	if ((rc = d4ctl_begin(where, ctl, &t, true)) != D4CTL_OK)
 		goto out;
 	in_txn = true;
 	if ((src = load_store(&t, a)) != 0)
