@@ -93,9 +93,13 @@ bool queue_conf_same_program(const struct queue_conf *a, const struct queue_conf
 
 /* ---- shared frames ---- */
 
+struct stream;
+
 struct blob {
 	unsigned refs;
-	size_t len;      /* 62-byte D4 header + payload */
+	struct stream *st; /* the ingest stream whose acknowledgement waits for this frame */
+	uint64_t slot;     /* its place in that stream (link.c) */
+	size_t len;        /* 62-byte D4 header + payload */
 	uint8_t data[];
 };
 
@@ -272,6 +276,8 @@ void link_set_pause(struct dispatch *d, bool paused);
 /* Once a second: forget sessions closed long ago and streams gone for good. */
 void link_tick(struct dispatch *d);
 void link_free_sessions(struct dispatch *d);
+/* Sends the acknowledgements that frames done with since the last call allow. */
+void link_send_acks(struct dispatch *d);
 
 /* ---- counters.c ---- */
 
@@ -293,6 +299,8 @@ struct dispatch {
 	bool server_open;
 	struct ilink *links;
 	struct stream *streams;
+	bool acks_due; /* a frame was done with: link_send_acks() at the end of this loop turn */
+	uv_check_t ack_check;
 	struct dsession **stab; /* session hash table */
 	size_t stab_cap, stab_used;
 	struct queue *queues; /* configured ones first, removed ones draining */

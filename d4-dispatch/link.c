@@ -38,13 +38,36 @@
 #define STREAM_GONE_MS 120000u /* an ingest stream without connection this long is over */
 #define END_LINK_LOST ((uint8_t)D4_R_TRUNCATED)
 
+/*
+ * One ingest worker's counted stream, across its reconnections. Every
+ * counted message taken in gets a slot (its end offset) in a FIFO; a slot is
+ * done when the message needs nothing more: at once for OPEN, META and CLOSE
+ * and for a frame no queue takes, and for a frame when the last queue is
+ * done with it (acknowledged by its analyzer, written to one that needs no
+ * acknowledgement, or dropped and counted). Ingest is acknowledged up to the
+ * end of the longest done prefix, so what an analyzer has not acknowledged
+ * is still held by ingest: if dispatch dies, nothing is lost (ingest sends it
+ * again). The stream lives while it is listed or a blob holds one of its
+ * slots.
+ */
+struct slot {
+	uint64_t end;
+	bool done;
+};
+
 struct stream {
 	struct stream *next;
+	struct dispatch *d;     /* told when acknowledgements are due */
 	uint64_t instance;
 	uint16_t worker;
 	uint64_t seen;          /* highest counted offset processed */
 	unsigned conns;
 	uint64_t disconnected_ms;
+	unsigned refs;          /* blobs holding a slot, plus one while listed */
+	struct slot *ring;      /* slots not yet acknowledged, oldest at head */
+	size_t cap, head, len;
+	uint64_t first_id;      /* id of ring[head] */
+	uint64_t done_through;  /* every counted byte before it is done: what ACK says */
 };
 
 struct ilink {
@@ -63,6 +86,50 @@ struct ctl_write {
 	uint8_t buf[D4_IPC_OFFSET_LEN];
 };
 
+/* ---- stream slots ---- */
+
+static void stream_unref(struct stream *st)
+{
+	if (--st->refs == 0) {
+		free(st->ring);
+		free(st);
+	}
+}
+
+/* A slot for the counted message ending at `end`; its id, or UINT64_MAX without memory. */
+static uint64_t slot_push(struct stream *st, uint64_t end, bool done)
+{
+	if (st->len == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 1024;
+		struct slot *r = malloc(cap * sizeof(*r));
+		if (r == NULL)
+			return UINT64_MAX;
+		for (size_t i = 0; i < st->len; i++)
+			r[i] = st->ring[(st->head + i) % st->cap];
+		free(st->ring);
+		st->ring = r;
+		st->cap = cap;
+		st->head = 0;
+	}
+	st->ring[(st->head + st->len) % st->cap] = (struct slot){end, done};
+	st->len++;
+	return st->first_id + st->len - 1;
+}
+
+static void slot_done(struct stream *st, uint64_t id)
+{
+	if (id < st->first_id || id - st->first_id >= st->len)
+		return;
+	st->ring[(st->head + (id - st->first_id)) % st->cap].done = true;
+	while (st->len && st->ring[st->head].done) {
+		st->done_through = st->ring[st->head].end;
+		st->head = (st->head + 1) % st->cap;
+		st->len--;
+		st->first_id++;
+		st->d->acks_due = true;
+	}
+}
+
 /* ---- blobs ---- */
 
 struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len)
@@ -71,6 +138,8 @@ struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payl
 	if (b == NULL)
 		return NULL;
 	b->refs = 1;
+	b->st = NULL;
+	b->slot = 0;
 	b->len = D4_HEADER_SIZE + payload_len;
 	memcpy(b->data, header, D4_HEADER_SIZE);
 	if (payload_len)
@@ -85,8 +154,21 @@ void blob_ref(struct blob *b)
 
 void blob_unref(struct blob *b)
 {
-	if (b && --b->refs == 0)
-		free(b);
+	if (b == NULL || --b->refs != 0)
+		return;
+	if (b->st) {
+		slot_done(b->st, b->slot);
+		stream_unref(b->st);
+	}
+	free(b);
+}
+
+/* The frame's acknowledgement waits for this blob. */
+static void blob_hold_slot(struct blob *b, struct stream *st, uint64_t slot)
+{
+	b->st = st;
+	b->slot = slot;
+	st->refs++;
 }
 
 /* ---- sessions ---- */
@@ -271,10 +353,12 @@ static int on_meta(struct dispatch *d, struct ilink *l, const struct d4_ipc_meta
 	return sess_route(d, s);
 }
 
-static int on_frame(struct dispatch *d, struct ilink *l, const struct d4_ipc_frame *f)
+static int on_frame(struct dispatch *d, struct ilink *l, const struct d4_ipc_frame *f,
+                    uint64_t slot)
 {
 	struct dsession *s = sess_find(d, l->st, f->session);
 	if (s == NULL || s->closed) {
+		slot_done(l->st, slot);
 		d->unknown_session_frames++;
 		if (d->unknown_session_frames <= 20)
 			d4_logf(D4_LOG_WARN, "ingest-anomaly", "frame for %s session %016" PRIx64
@@ -295,14 +379,18 @@ static int on_frame(struct dispatch *d, struct ilink *l, const struct d4_ipc_fra
 		struct blob *b = blob_new(f->header, f->payload, f->payload_len);
 		if (b == NULL)
 			return -1;
+		blob_hold_slot(b, l->st, slot);
 		s->held[s->n_held++] = b;
 		return 0;
 	}
-	if (s->n_routes == 0)
+	if (s->n_routes == 0) {
+		slot_done(l->st, slot);
 		return 0;
+	}
 	struct blob *b = blob_new(f->header, f->payload, f->payload_len);
 	if (b == NULL)
 		return -1;
+	blob_hold_slot(b, l->st, slot);
 	for (unsigned r = 0; r < s->n_routes; r++)
 		queue_push_data(s->routes[r].an, s, b);
 	blob_unref(b);
@@ -326,6 +414,8 @@ static struct stream *stream_get(struct dispatch *d, uint64_t instance, uint16_t
 	struct stream *st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NULL;
+	st->refs = 1;
+	st->d = d;
 	st->instance = instance;
 	st->worker = worker;
 	st->next = d->streams;
@@ -364,13 +454,22 @@ static int on_message(struct dispatch *d, struct ilink *l, const struct d4_ipc_m
 		}
 		l->counting = true;
 		l->offset = l->acked = m->u.offset;
+		/* a stream new to us starts where ingest says its acknowledged part ends */
+		if (l->st->len == 0 && l->st->done_through < m->u.offset)
+			l->st->done_through = l->st->seen = m->u.offset;
 		return 0;
 	}
+	uint64_t slot = UINT64_MAX;
 	if (l->counting) {
 		l->offset += m->wire_len;
 		if (l->offset <= l->st->seen)
 			return 0; /* taken in before a reconnect, not acknowledged then */
 		l->st->seen = l->offset;
+		slot = slot_push(l->st, l->offset, m->kind != D4_IPC_FRAME);
+		if (slot == UINT64_MAX)
+			return -1;
+		if (m->kind != D4_IPC_FRAME)
+			slot_done(l->st, slot);
 	} else if (m->kind != D4_IPC_OPEN && m->kind != D4_IPC_META) {
 		d4_logf(D4_LOG_ERR, "ingest-protocol", "link %u: %s before resume", l->id,
 		        d4_ipc_kind_name(m->kind));
@@ -382,7 +481,7 @@ static int on_message(struct dispatch *d, struct ilink *l, const struct d4_ipc_m
 	case D4_IPC_META:
 		return on_meta(d, l, &m->u.meta);
 	case D4_IPC_FRAME:
-		return on_frame(d, l, &m->u.frame);
+		return on_frame(d, l, &m->u.frame, slot);
 	case D4_IPC_CLOSE:
 		return on_close_msg(d, l, &m->u.close);
 	default:
@@ -426,16 +525,37 @@ static int link_send(struct ilink *l, const uint8_t *msg, size_t len)
 	return 0;
 }
 
+/* ACK what is done with: never more than this connection has read, never less than before. */
 static int link_ack(struct ilink *l)
 {
 	uint8_t msg[D4_IPC_OFFSET_LEN];
-	if (!l->counting || l->offset == l->acked || l->closing)
+	if (!l->counting || l->closing)
 		return 0;
-	d4_ipc_put_offset(msg, D4_IPC_ACK, l->offset);
+	uint64_t upto = l->st->done_through < l->offset ? l->st->done_through : l->offset;
+	if (upto <= l->acked)
+		return 0;
+	d4_ipc_put_offset(msg, D4_IPC_ACK, upto);
 	if (link_send(l, msg, sizeof(msg)) != 0)
 		return -1;
-	l->acked = l->offset;
+	l->acked = upto;
 	return 0;
+}
+
+void link_send_acks(struct dispatch *d)
+{
+	if (!d->acks_due)
+		return;
+	d->acks_due = false;
+	for (struct ilink *l = d->links, *next; l; l = next) {
+		next = l->next;
+		if (link_ack(l) != 0)
+			link_close(l);
+	}
+}
+
+static void ack_check_cb(uv_check_t *c)
+{
+	link_send_acks(c->data);
 }
 
 static int link_send_pause(struct ilink *l, bool paused)
@@ -605,6 +725,10 @@ int link_listen(struct dispatch *d)
 		        errno == EEXIST ? "exists and is not a socket" : strerror(errno));
 		return -1;
 	}
+	if ((rc = uv_check_init(d->loop, &d->ack_check)) != 0 ||
+	    (rc = uv_check_start(&d->ack_check, ack_check_cb)) != 0)
+		goto fail;
+	d->ack_check.data = d;
 	if ((rc = uv_pipe_init(d->loop, &d->server, 0)) != 0)
 		goto fail;
 	d->server_open = true;
@@ -664,7 +788,7 @@ void link_tick(struct dispatch *d)
 				if (s->instance == st->instance && s->worker == st->worker && !s->closed)
 					sess_end(d, s, dispatch_now(), END_LINK_LOST);
 		*sp = st->next;
-		free(st);
+		stream_unref(st);
 	}
 	for (size_t i = 0; i < d->stab_cap; i++) {
 		for (struct dsession *s = d->stab[i], *next; s; s = next) {
@@ -687,6 +811,6 @@ void link_free_sessions(struct dispatch *d)
 	while (d->streams) {
 		struct stream *st = d->streams;
 		d->streams = st->next;
-		free(st);
+		stream_unref(st); /* freed once the queues let go of its frames */
 	}
 }
