@@ -672,7 +672,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's own messages; fmt is its printf format, checked as such */
+__attribute__((format(printf, 2, 0))) static void mhd_log_cb(void *cls, const char *fmt,
+                                                           va_list ap)
 {
 	char msg[512];
 	(void)cls;

@@ -24,7 +24,9 @@ cmake --build build-asan -j"$jobs"
 if [ "$fuzz_seconds" -gt 0 ]; then
 	stage "fuzz (${fuzz_seconds}s per target)"
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DD4_FUZZ=ON -DD4_TESTS=OFF > /dev/null
-	cmake --build build-fuzz -j"$jobs"
+	targets=()
+	for src in fuzz/fuzz_*.c; do targets+=(--target "$(basename "$src" .c)"); done
+	cmake --build build-fuzz -j"$jobs" "${targets[@]}"
 	for target in build-fuzz/bin/fuzz_*; do
 		name=$(basename "$target")
 		name=${name#fuzz_}
