@@ -8,6 +8,7 @@ packages=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	# libraries the programs link
 	libssl-dev libuv1-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpcap-dev libargon2-dev
+	zlib1g-dev
 	# tests
 	libcmocka-dev python3 socat openssl procps
 	# operator tools for the store (mdb_stat, mdb_dump)
