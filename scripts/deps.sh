@@ -10,7 +10,7 @@ packages=(
 	libssl-dev libuv1-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpcap-dev libargon2-dev
 	zlib1g-dev
 	# tests
-	libcmocka-dev python3 socat openssl procps
+	libcmocka-dev python3 socat openssl procps tcpdump
 	# operator tools for the store (mdb_stat, mdb_dump)
 	lmdb-utils
 )
