@@ -199,7 +199,6 @@ struct ingest {
 	struct session *sessions; /* doubly linked, every open connection */
 	uint64_t n_sessions;
 	bool paused; /* reading from sensors is stopped (dispatch is behind) */
-	uint64_t policy_checked_ms; /* last on-demand generation check (session.c) */
 	bool policy_reloaded;       /* reloaded outside the tick: recheck sessions at the next */
 	bool stopping;
 	uint8_t read_buf[INGEST_READ_BUF];  /* ciphertext: libuv reads here */
