@@ -14,6 +14,7 @@
  *   analyzer.c  one analyzer process: spawn, handshake, delivery, ACKs,
  *               restart with backoff (docs/analyzer-protocol.md)
  *   counters.c  queue counters to the store, at most once a second
+ *   tap.c       live copies of matching frames for `d4ctl tail`
  *
  * Ownership: a D4 frame is copied once from the ingest link into a
  * reference-counted blob shared by every queue that takes it (fan-out costs
@@ -279,6 +280,13 @@ void link_free_sessions(struct dispatch *d);
 /* Sends the acknowledgements that frames done with since the last call allow. */
 void link_send_acks(struct dispatch *d);
 
+/* ---- tap.c: live copies for `d4ctl tail` ---- */
+
+int tap_listen(struct dispatch *d);
+void tap_frame(struct dispatch *d, const uint8_t header[D4_HEADER_SIZE], const uint8_t *payload,
+               size_t len);
+void tap_close_all(struct dispatch *d);
+
 /* ---- counters.c ---- */
 
 void counters_flush(struct dispatch *d, bool force);
@@ -300,6 +308,10 @@ struct dispatch {
 	struct ilink *links;
 	struct stream *streams;
 	bool acks_due; /* a frame was done with: link_send_acks() at the end of this loop turn */
+	struct tap *taps; /* `d4ctl tail` connections */
+	unsigned n_taps;
+	uv_pipe_t tap_server;
+	bool tap_open;
 	uv_check_t ack_check;
 	struct dsession **stab; /* session hash table */
 	size_t stab_cap, stab_used;

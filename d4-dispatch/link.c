@@ -367,6 +367,8 @@ static int on_frame(struct dispatch *d, struct ilink *l, const struct d4_ipc_fra
 	}
 	d->frames++;
 	d->bytes += f->payload_len;
+	if (d->taps)
+		tap_frame(d, f->header, f->payload, f->payload_len);
 	if (!s->routed) {
 		if (s->n_held == s->held_cap) {
 			unsigned cap = s->held_cap ? s->held_cap * 2 : 4;

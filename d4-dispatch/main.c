@@ -77,6 +77,7 @@ static void finish(struct dispatch *d)
 		d4_logf(D4_LOG_WARN, "stop-undelivered", "%llu bytes held for analyzers were not "
 		        "acknowledged at exit", (unsigned long long)held);
 	counters_flush(d, true);
+	tap_close_all(d);
 	link_close_all(d);
 	uv_timer_stop(&d->tick);
 	uv_timer_stop(&d->stop_timer);
@@ -228,6 +229,7 @@ int main(int argc, char **argv)
 		d4_log(D4_LOG_ERR, "queues-start-failed", "error", "out of memory", NULL);
 		goto out;
 	}
+	(void)tap_listen(d); /* optional: `d4ctl tail` only */
 	if (link_listen(d) != 0)
 		goto out;
 	if (uv_timer_start(&d->tick, tick_cb, 1000, 1000) != 0)

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "d4_daemon.h"
+#include "d4_proto.h"
 #include "d4_store.h"
 
 /* Exit statuses shared by every command. */
@@ -44,6 +45,10 @@ struct d4ctl {
 #define D4CTL_TIME_LEN 24
 
 int cmd_decode(int argc, char **argv);
+int cmd_tail(struct d4ctl *ctl, int argc, char **argv);
+/* One line (or JSON object) describing a frame, as `d4ctl decode` prints it. */
+void d4ctl_print_frame(const struct d4_header *h, uint64_t frame_no, uint64_t offset,
+                       enum d4_hmac_status hs, bool json);
 int cmd_sensor(struct d4ctl *ctl, int argc, char **argv);
 int cmd_block(struct d4ctl *ctl, int argc, char **argv);
 int cmd_types(struct d4ctl *ctl, int argc, char **argv);

@@ -92,20 +92,19 @@ static const char *hmac_word(enum d4_hmac_status s)
 	return s == D4_HMAC_OK ? "ok" : s == D4_HMAC_BAD ? "bad" : "unchecked";
 }
 
-static void print_frame(struct decode_run *r, const struct d4_header *h, enum d4_hmac_status hs)
+void d4ctl_print_frame(const struct d4_header *h, uint64_t frame_no, uint64_t offset,
+                       enum d4_hmac_status hs, bool json)
 {
 	char uuid[D4_UUID_STR_LEN + 1], when[32];
 	d4_uuid_format(h->uuid, uuid);
 	format_time(h->timestamp, when, sizeof(when));
-	if (r->o->quiet && hs != D4_HMAC_BAD)
-		return;
-	if (r->o->json) {
+	if (json) {
 		json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:s, s:s, s:I, s:s, s:I, s:s}",
-		                      "frame", (json_int_t)r->frame_no, "offset",
-		                      (json_int_t)r->offset, "version", h->version, "type",
-		                      h->type, "type_name", d4_type_name(h->type), "uuid", uuid,
-		                      "timestamp", (json_int_t)h->timestamp, "time", when,
-		                      "size", (json_int_t)h->size, "hmac", hmac_word(hs));
+		                      "frame", (json_int_t)frame_no, "offset", (json_int_t)offset,
+		                      "version", h->version, "type", h->type, "type_name",
+		                      d4_type_name(h->type), "uuid", uuid, "timestamp",
+		                      (json_int_t)h->timestamp, "time", when, "size",
+		                      (json_int_t)h->size, "hmac", hmac_word(hs));
 		if (j) {
 			char *s = json_dumps(j, JSON_COMPACT);
 			if (s)
@@ -117,8 +116,15 @@ static void print_frame(struct decode_run *r, const struct d4_header *h, enum d4
 	}
 	printf("frame=%" PRIu64 " offset=%" PRIu64 " version=%u type=%u(%s) uuid=%s "
 	       "timestamp=%" PRIu64 "(%s) size=%" PRIu32 " hmac=%s\n",
-	       r->frame_no, r->offset, h->version, h->type, d4_type_name(h->type), uuid,
-	       h->timestamp, when, h->size, hmac_word(hs));
+	       frame_no, offset, h->version, h->type, d4_type_name(h->type), uuid, h->timestamp,
+	       when, h->size, hmac_word(hs));
+}
+
+static void print_frame(struct decode_run *r, const struct d4_header *h, enum d4_hmac_status hs)
+{
+	if (r->o->quiet && hs != D4_HMAC_BAD)
+		return;
+	d4ctl_print_frame(h, r->frame_no, r->offset, hs, r->o->json);
 }
 
 static void print_error(struct decode_run *r, enum d4_reason why, const struct d4_header *h,

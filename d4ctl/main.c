@@ -41,6 +41,7 @@ static const struct {
 	{"types", cmd_types, true, "accepted types and meta-types"},
 	{"user", cmd_user, true, "web accounts and API tokens"},
 	{"stats", cmd_stats, true, "one day's packets and bytes per sensor and type"},
+	{"tail", cmd_tail, true, "follow one sensor's or one type's frames live"},
 	{"decode", run_decode, false, "print the frames of a saved D4 stream, check HMACs"},
 };
 
