@@ -202,7 +202,12 @@ class EndToEnd(unittest.TestCase):
         self.assertIn(metrics.status, (200, 403))  # the registrar may not read metrics
         m = admin.get("/metrics")
         self.assertEqual(m.status, 200)
-        self.assertIn(b"# TYPE", m.body)
+        # the same byte counts in the Prometheus text (the only sensor with traffic so far)
+        self.assertIn(b'd4_bytes_total{type="8",name="passivedns"} %d\n' % len(csv), m.body)
+        self.assertIn(b'd4_bytes_total{type="1",name="pcap"} %d\n' % len(pcap), m.body)
+        refused = dict(re.findall(rb'd4_refusals_total\{reason="(\w+)"\} (\d+)', m.body))
+        self.assertGreaterEqual(int(refused[b"sensor_not_registered"]), 1)
+        self.assertGreaterEqual(int(refused[b"hmac_mismatch"]), 1)
 
         # ---- kill -9 of dispatch during a stream, of web, of ingest between bursts ----
         fifo = os.path.join(self.dir, "live")
