@@ -65,7 +65,7 @@ class Master(unittest.TestCase):
         p = self.ctl("start", check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"already running", p.stderr)
-        pids = [p["pid"] for p in self.status()["processes"]] + [self.status()["master_pid"]]
+        pids = [p["pid"] for p in self.status()["processes"] if p["pid"] > 0] + [self.status()["master_pid"]]
         self.ctl("stop")
         for pid in pids:
             with self.assertRaises(ProcessLookupError):
@@ -79,8 +79,10 @@ class Master(unittest.TestCase):
     def test_foreground_run_stops_on_sigterm(self):
         proc = subprocess.Popen([CTL] + self.sets + ["run"], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
-        wait_for(lambda: self.status().get("running") and self.status()["processes"], what="run")
-        pids = [p["pid"] for p in self.status()["processes"]]
+        wait_for(lambda: (lambda s: s.get("running") and s["processes"] and
+                          all(p["alive"] for p in s["processes"]))(self.status()),
+                 what="run with every process up")
+        pids = [p["pid"] for p in self.status()["processes"] if p["pid"] > 0]  # 0: not started yet
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, 0, out)
