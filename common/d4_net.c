@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -238,4 +239,43 @@ int d4_ip_range_format(const struct d4_ip_range *r, char *out, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return 0;
+}
+
+int d4_listen_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len)
+{
+	char host[128];
+	const char *colon;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (close == NULL || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, text + 1, (size_t)(close - text - 1));
+		host[close - text - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
+			return -1;
+		memcpy(host, text, (size_t)(colon - text));
+		host[colon - text] = '\0';
+	}
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	if (strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+		return inet_pton(AF_INET6, host, &s6->sin6_addr) == 1 ? 0 : -1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*s4);
+	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
 }

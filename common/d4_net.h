@@ -69,6 +69,13 @@ int d4_ip_range_prefix(const struct d4_ip_range *r);
 int d4_ip_range_format(const struct d4_ip_range *r, char *out, size_t cap);
 /* start <= a <= end. */
 bool d4_ip_in_range(const uint8_t a[D4_IP_SIZE], const struct d4_ip_range *r);
+struct sockaddr_storage;
+/*
+ * A listening address as configured: "a.b.c.d:port" or "[v6]:port", numeric
+ * (no name lookup), port 0..65535 (0: the kernel picks). Fills *ss and *len.
+ * 0 or -1.
+ */
+int d4_listen_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len);
 /* -1, 0, 1 like memcmp, numeric order. */
 int d4_ip_cmp(const uint8_t a[D4_IP_SIZE], const uint8_t b[D4_IP_SIZE]);
 

@@ -32,6 +32,17 @@ bool d4_type_is_known(unsigned type)
 	       type == D4_TYPE_META_DEFINED;
 }
 
+bool d4_meta_type_name_ok(const char *name)
+{
+	size_t n = 0;
+	if (name == NULL)
+		return false;
+	for (; name[n] != '\0'; n++)
+		if (n >= 64 || (unsigned char)name[n] <= 0x20 || (unsigned char)name[n] >= 0x7f)
+			return false;
+	return n > 0;
+}
+
 const char *d4_type_name(unsigned type)
 {
 	switch (type) {

@@ -47,6 +47,8 @@ enum d4_type {
 
 /* True for the types the protocol defines (1..8 and 254). */
 bool d4_type_is_known(unsigned type);
+/* A meta-type name (the meta header's "type"): 1..64 printable ASCII bytes, no blank. */
+bool d4_meta_type_name_ok(const char *name);
 /* Short lowercase name ("pcap", "meta-header", ...), "unknown" otherwise. */
 const char *d4_type_name(unsigned type);
 

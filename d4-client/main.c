@@ -354,6 +354,8 @@ static int enqueue(struct client *c, const uint8_t *payload, size_t len, uint64_
 	}
 	(void)framequeue_push(&c->queue, f);
 	c->frames_read++;
+	if (d4_log_enabled(D4_LOG_DEBUG))
+		log_u64s(D4_LOG_DEBUG, "frame_read", "frame", c->frames_read, "bytes", len, NULL, 0);
 	log_drops(c, now, false);
 	return 0;
 }

@@ -49,39 +49,12 @@ uint64_t ingest_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* "host:port", "[v6]:port"; the host must be a numeric address. */
-static int parse_listen(const char *text, struct sockaddr_storage *ss)
-{
-	char host[128];
-	const char *colon;
-	memset(ss, 0, sizeof(*ss));
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-		if (close == NULL || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
-			return -1;
-		memcpy(host, text + 1, (size_t)(close - text - 1));
-		host[close - text - 1] = '\0';
-		colon = close + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
-			return -1;
-		memcpy(host, text, (size_t)(colon - text));
-		host[colon - text] = '\0';
-	}
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port < 0 || port > 65535)
-		return -1;
-	if (strchr(host, ':'))
-		return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : -1;
-	return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : -1;
-}
 
 static int bind_listener(const char *text, int *fd_out)
 {
 	struct sockaddr_storage ss;
-	if (parse_listen(text, &ss) != 0) {
+	unsigned sslen;
+	if (d4_listen_addr_parse(text, &ss, &sslen) != 0) {
 		fprintf(stderr, "d4-ingest: ingest.listen: '%s' is not address:port\n", text);
 		return -1;
 	}
@@ -94,9 +67,7 @@ static int bind_listener(const char *text, int *fd_out)
 	if (ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
 		goto err;
-	socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                        : sizeof(struct sockaddr_in);
-	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0)
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 4096) != 0)
 		goto err;
 	/* with port 0 the kernel picked one: say which (tests read it) */
 	struct sockaddr_storage got;

@@ -399,17 +399,6 @@ static int announce(struct session *s)
 	return 0;
 }
 
-static bool meta_name_ok(const char *n)
-{
-	size_t len = strlen(n);
-	if (len == 0 || len > D4_META_TYPE_MAX)
-		return false;
-	for (const char *p = n; *p; p++)
-		if (*p <= ' ' || *p > '~')
-			return false;
-	return true;
-}
-
 /* Gathers a type-2 payload; completes the meta header when it parses. */
 static int meta_add(struct session *s, const uint8_t *p, size_t n)
 {
@@ -434,7 +423,7 @@ static int meta_add(struct session *s, const uint8_t *p, size_t n)
 		return refuse(s, D4_R_META_HEADER_INVALID, err.text);
 	}
 	json_t *t = json_is_object(j) ? json_object_get(j, "type") : NULL;
-	if (t == NULL || !json_is_string(t) || !meta_name_ok(json_string_value(t))) {
+	if (t == NULL || !json_is_string(t) || !d4_meta_type_name_ok(json_string_value(t))) {
 		json_decref(j);
 		return refuse(s, D4_R_META_HEADER_INVALID,
 		              "not an object with a string \"type\" of 1-64 printable characters");

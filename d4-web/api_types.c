@@ -37,18 +37,6 @@ struct accepted {
 	bool meta_from_store;
 };
 
-static bool meta_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > D4_META_TYPE_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 static int add_meta(struct accepted *a, const char *name, size_t len)
 {
 	if (a->n_meta >= META_MAX || len == 0 || len > D4_META_TYPE_MAX)
@@ -283,7 +271,7 @@ static void meta_change(struct web_req *r, const char *name, bool accept)
 		web_reply(r, 0, NULL);
 		return;
 	}
-	if (!meta_name_ok(name)) {
+	if (!d4_meta_type_name_ok(name)) {
 		web_error(r, MHD_HTTP_BAD_REQUEST, "'%.64s' is not a meta-type name (1 to %d printable "
 		                                   "characters, no space)", name, D4_META_TYPE_MAX);
 		goto out;

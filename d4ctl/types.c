@@ -55,18 +55,6 @@ struct accepted {
 	bool meta_from_store;
 };
 
-static bool meta_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > D4_META_TYPE_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 static int add_meta(struct accepted *a, const char *name, size_t len)
 {
 	if (a->n_meta >= META_MAX || len == 0 || len > D4_META_TYPE_MAX)
@@ -328,7 +316,7 @@ static int change(struct d4ctl *ctl, int argc, char **argv, bool meta, bool acce
 	memset(want, 0, sizeof(want));
 	for (int i = 1; i < argc; i++) {
 		if (meta) {
-			if (!meta_name_ok(argv[i])) {
+			if (!d4_meta_type_name_ok(argv[i])) {
 				d4ctl_err(where, "'%s' is not a meta-type name (1 to %d printable "
 				                 "characters, no space)",
 				          argv[i], D4_META_TYPE_MAX);

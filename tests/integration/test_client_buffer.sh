@@ -120,12 +120,13 @@ ok "C: SIGTERM stops reading, flushes, exits 0"
 dead_port
 port="$DEAD_PORT"
 mkfifo "$TMP/fifoD"
-timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 1s \
+timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 1s --log-level debug \
 	--source "$TMP/fifoD" --destination "127.0.0.1:$port" --ca "$TMP/srv.crt" 2>"$TMP/clientD.log" &
 cpid=$!
 PIDS+=("$cpid")
 hold_fifo "$TMP/fifoD" $'nobody will read this\n' "$TMP/closeD"
 wait_for_log "$TMP/clientD.log" connect_failed
+wait_for_log "$TMP/clientD.log" frame_read # the line is read and waits in the buffer
 kill -TERM "$cpid"
 rc=0
 wait "$cpid" || rc=$?
@@ -139,12 +140,13 @@ command -v pgrep >/dev/null 2>&1 || { echo "skip - E: pgrep is missing"; exit 0;
 dead_port
 port="$DEAD_PORT"
 mkfifo "$TMP/fifoE"
-timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 30s \
+timeout 60 "$CLIENT" --uuid "$TEST_UUID" --key "$TEST_KEY" --type 3 --flush-timeout 30s --log-level debug \
 	--source "$TMP/fifoE" --destination "127.0.0.1:$port" --ca "$TMP/srv.crt" 2>"$TMP/clientE.log" &
 cpid=$!
 PIDS+=("$cpid")
 hold_fifo "$TMP/fifoE" $'still unsent\n' "$TMP/closeE"
 wait_for_log "$TMP/clientE.log" connect_failed
+wait_for_log "$TMP/clientE.log" frame_read
 # signal the client itself: timeout(1) relays only the first signal it gets
 client_pid="$(pgrep -P "$cpid" -x d4-client)" || fail "E: no d4-client under timeout"
 kill -TERM "$client_pid"
