@@ -14,7 +14,9 @@
  *      (415 otherwise, 400 when it does not parse)
  *
  * Every reply is JSON ({"status":"error","reason":...} for errors) except
- * /metrics, with no-store caching and the usual defensive headers.
+ * /metrics, with no-store caching and the usual defensive headers. The web
+ * UI's files ("/", "/ui/...", ui.c) are public and take none of these steps
+ * but the first; they bring their own CSP and caching headers.
  * Handlers run in libmicrohttpd's one internal thread (see web.h).
  */
 #include <errno.h>
@@ -29,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "d4_log.h"
+#include "ui.h"
 #include "web.h"
 
 /* A body larger than max_body is drained up to DRAIN_FACTOR times it, then the connection is cut. */
@@ -77,7 +80,7 @@ static const struct web_route routes[] = {
 	{M_GET, "/metrics", PERM_READ, api_metrics},
 };
 
-static const char *const method_names[] = {"GET", "POST", "PUT", "DELETE", "?"};
+static const char *const method_names[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "?"};
 
 /* What libmicrohttpd keeps for us between the calls of one request. */
 struct req_ctx {
@@ -353,6 +356,10 @@ static void dispatch(struct web_req *r)
 		web_error(r, MHD_HTTP_URI_TOO_LONG, "path longer than %d bytes", WEB_PATH_MAX);
 		return;
 	}
+	if (ui_path(r->path)) {
+		ui_serve(r);
+		return;
+	}
 	if ((rt = find_route(r)) == NULL) {
 		if (r->allow[0] != '\0')
 			web_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed here (allowed: %s)",
@@ -416,6 +423,13 @@ static enum MHD_Result send_reply(struct web *w, struct web_req *r)
 	enum MHD_Result ret = MHD_NO;
 	bool ok = true;
 
+	if (r->asset != NULL) {
+		resp = MHD_create_response_from_buffer(r->asset_len, (void *)r->asset,
+		                                       MHD_RESPMEM_PERSISTENT);
+		if (resp == NULL)
+			return MHD_NO;
+		goto headers;
+	}
 	if (r->text != NULL) {
 		text = r->text;
 		len = r->text_len;
@@ -442,13 +456,17 @@ static enum MHD_Result send_reply(struct web *w, struct web_req *r)
 		free(text);
 		return MHD_NO;
 	}
+headers:
 	ok &= add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) == MHD_YES;
-	ok &= add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES;
+	ok &= add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+	                 r->cache_control ? r->cache_control : "no-store") == MHD_YES;
+	if (r->etag[0] != '\0')
+		ok &= add_header(resp, MHD_HTTP_HEADER_ETAG, r->etag) == MHD_YES;
 	ok &= add_header(resp, "X-Content-Type-Options", "nosniff") == MHD_YES;
 	ok &= add_header(resp, "X-Frame-Options", "DENY") == MHD_YES;
 	ok &= add_header(resp, "Referrer-Policy", "no-referrer") == MHD_YES;
-	ok &= add_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'") ==
-	      MHD_YES;
+	ok &= add_header(resp, "Content-Security-Policy",
+	                 r->csp ? r->csp : "default-src 'none'; frame-ancestors 'none'") == MHD_YES;
 	if (!w->conf.plain_http)
 		ok &= add_header(resp, MHD_HTTP_HEADER_STRICT_TRANSPORT_SECURITY, "max-age=31536000") ==
 		      MHD_YES;

@@ -1,5 +1,5 @@
 /*
- * web.h — d4-web: the management REST API (and, later, the UI) over the store.
+ * web.h — d4-web: the management REST API and web UI over the store.
  *
  * One process, one context (struct web) passed down to every function.
  * libmicrohttpd runs its own single epoll thread; every request handler
@@ -13,6 +13,7 @@
  *   auth.c          login, logout, password change, sessions, CSRF, throttling, tokens
  *   api_*.c         one file per group of routes
  *   metrics.c       GET /metrics (Prometheus text)
+ *   ui.c, ui.h      the web UI: d4-web/ui/ compiled in (ui_embed.cmake), served at / and /ui/
  *   openapi.c       GET /api/v1/openapi.json
  */
 #ifndef D4_WEB_H
@@ -107,7 +108,7 @@ struct web_auth {
 	struct web_session *session;
 };
 
-enum web_method { M_GET, M_POST, M_PUT, M_DELETE, M_OTHER };
+enum web_method { M_GET, M_POST, M_PUT, M_DELETE, M_HEAD, M_OTHER };
 
 /* One request, from the route match to the reply. */
 struct web_req {
@@ -130,6 +131,12 @@ struct web_req {
 	char *text;              /* a non-JSON reply (metrics), malloc'd */
 	size_t text_len;
 	const char *content_type;
+	/* a static reply (the UI's embedded files, ui.c): sent as is, never freed */
+	const unsigned char *asset;
+	size_t asset_len;
+	const char *cache_control; /* NULL: no-store */
+	const char *csp;           /* NULL: the API's "default-src 'none'" */
+	char etag[24];
 	char set_cookie[256];
 	char allow[64];
 	uint64_t retry_after;

@@ -13,6 +13,8 @@ packages=(
 	libcmocka-dev python3 socat openssl procps tcpdump
 	# operator tools for the store (mdb_stat, mdb_dump)
 	lmdb-utils
+	# the web UI test: headless Chromium (driven by playwright-core from npm)
+	chromium
 )
 
 as_root=()
@@ -23,3 +25,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -q
 "${as_root[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
+# Node.js and npm for the UI test, unless the machine has them already (a NodeSource nodejs
+# includes npm and conflicts with Debian's npm package)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	"${as_root[@]}" apt-get install -y -q --no-install-recommends nodejs npm
+fi
