@@ -98,6 +98,8 @@ struct stream;
 
 struct blob {
 	unsigned refs;
+	unsigned unheld;   /* refs that do not hold the ingest slot (drop-oldest queues) */
+	bool slot_released;
 	struct stream *st; /* the ingest stream whose acknowledgement waits for this frame */
 	uint64_t slot;     /* its place in that stream (link.c) */
 	size_t len;        /* 62-byte D4 header + payload */
@@ -107,6 +109,14 @@ struct blob {
 struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len);
 void blob_ref(struct blob *b);
 void blob_unref(struct blob *b);
+/*
+ * A reference that does not keep ingest waiting: a drop-oldest queue may lose
+ * the frame by policy anyway, so it must not hold back the acknowledgement
+ * of the frames behind it (a stalled analyzer there would pause every sensor).
+ * The reference's owner calls blob_rehold() before blob_unref().
+ */
+void blob_unhold(struct blob *b);
+void blob_rehold(struct blob *b);
 
 /* ---- sessions (link.c) ---- */
 
@@ -154,6 +164,7 @@ struct item {
 	uint8_t end_reason;
 	uint8_t kind;
 	bool sent;
+	bool unheld;           /* DATA: the blob reference does not hold the ingest slot */
 };
 
 /* ---- analyzer.c: one instance of a queue ---- */

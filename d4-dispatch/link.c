@@ -138,6 +138,8 @@ struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payl
 	if (b == NULL)
 		return NULL;
 	b->refs = 1;
+	b->unheld = 0;
+	b->slot_released = false;
 	b->st = NULL;
 	b->slot = 0;
 	b->len = D4_HEADER_SIZE + payload_len;
@@ -152,15 +154,39 @@ void blob_ref(struct blob *b)
 	b->refs++;
 }
 
+/* The slot is done once only references that do not hold it are left. */
+static void blob_check_slot(struct blob *b)
+{
+	if (b->st && !b->slot_released && b->refs == b->unheld) {
+		b->slot_released = true;
+		slot_done(b->st, b->slot);
+	}
+}
+
 void blob_unref(struct blob *b)
 {
-	if (b == NULL || --b->refs != 0)
+	if (b == NULL)
 		return;
+	if (--b->refs != 0) {
+		blob_check_slot(b);
+		return;
+	}
 	if (b->st) {
-		slot_done(b->st, b->slot);
+		blob_check_slot(b);
 		stream_unref(b->st);
 	}
 	free(b);
+}
+
+void blob_unhold(struct blob *b)
+{
+	b->unheld++;
+	blob_check_slot(b);
+}
+
+void blob_rehold(struct blob *b)
+{
+	b->unheld--;
 }
 
 /* The frame's acknowledgement waits for this blob. */

@@ -139,6 +139,8 @@ static struct item *item_new(struct dsession *s)
 
 void item_free(struct item *it)
 {
+	if (it->blob && it->unheld)
+		blob_rehold(it->blob);
 	if (it->blob)
 		blob_unref(it->blob);
 	session_unref(it->sess);
@@ -177,6 +179,10 @@ void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b)
 	it->kind = ITEM_DATA;
 	it->blob = b;
 	blob_ref(b);
+	if (q->conf.when_full == WHEN_FULL_DROP_OLDEST) {
+		it->unheld = true;
+		blob_unhold(b);
+	}
 	q->in_memory += b->len;
 	analyzer_push(an, it);
 }
