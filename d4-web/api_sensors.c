@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <microhttpd.h>
@@ -358,6 +359,28 @@ static int parse_type_text(const char *s)
 	return -1;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Replies with a copy of the cached list (http.c frees r->text). */
+static void reply_cached(struct web_req *r)
+{
+	char *copy = malloc(r->w->sensor_list.len + 1);
+	if (copy == NULL) {
+		web_reply(r, 0, NULL);
+		return;
+	}
+	memcpy(copy, r->w->sensor_list.json, r->w->sensor_list.len + 1);
+	r->status = MHD_HTTP_OK;
+	r->text = copy;
+	r->text_len = r->w->sensor_list.len;
+	r->content_type = "application/json";
+}
+
 void api_sensors_list(struct web_req *r)
 {
 	const char *status = web_query(r, "status"), *type = web_query(r, "type"),
@@ -389,12 +412,32 @@ void api_sensors_list(struct web_req *r)
 	lw->q = q != NULL && q[0] != '\0' ? q : NULL;
 	if (web_begin(r, &t, false) != 0)
 		goto out;
+	bool cacheable = lw->status < 0 && lw->type < 0 && lw->q == NULL;
+	uint64_t gen = 0, ms = monotonic_ms();
+	if (cacheable && d4_policy_generation(&t, &gen) == 0 && r->w->sensor_list.json &&
+	    r->w->sensor_list.generation == gen && ms - r->w->sensor_list.built_ms < 1000) {
+		d4_txn_abort(&t);
+		reply_cached(r);
+		goto out;
+	}
 	lw->t = &t;
 	rc = d4_sensor_iterate(&t, list_cb, lw);
 	d4_txn_abort(&t);
 	if (rc != 0) {
 		web_store_error(r, rc, "sensors");
 		goto out;
+	}
+	if (cacheable) {
+		char *text = json_dumps(lw->arr, JSON_COMPACT);
+		if (text != NULL) {
+			free(r->w->sensor_list.json);
+			r->w->sensor_list.json = text;
+			r->w->sensor_list.len = strlen(text);
+			r->w->sensor_list.generation = gen;
+			r->w->sensor_list.built_ms = ms;
+			reply_cached(r);
+			goto out;
+		}
 	}
 	web_reply(r, MHD_HTTP_OK, lw->arr);
 	lw->arr = NULL;

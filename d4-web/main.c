@@ -222,6 +222,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	auth_free(&w);
+	free(w.sensor_list.json);
 	free_pem(cert);
 	free_pem(key);
 	if (w.store != NULL)

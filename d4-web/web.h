@@ -96,6 +96,17 @@ struct web {
 	uint64_t last_sweep;
 	uint64_t last_purge; /* expired blocks, stale kicks: once an hour */
 	uint64_t requests;
+	/*
+	 * The unfiltered sensor list as sent, reused while the policy generation is the
+	 * same and for at most a second: ingest writes statistics once a second, so it is
+	 * as fresh as the data, and a dashboard polled by many browsers costs one build.
+	 */
+	struct {
+		char *json;
+		size_t len;
+		uint64_t generation;
+		uint64_t built_ms;
+	} sensor_list;
 };
 
 /* Who made a request. */
