@@ -19,6 +19,13 @@
  * acknowledged when the socket has taken it, and loses what it had not
  * processed when it dies, as the protocol says.
  *
+ * The disk spool (spool.c) keeps the list whole: a DATA item whose frame
+ * went to disk stays in its place without its blob (on_disk), so order,
+ * ENDs and drops need nothing special; the pump stops at the first such item
+ * until analyzer_refill() has read it back, which it does, oldest first,
+ * whenever the queue's memory has room (or when nothing of this instance is
+ * in flight, so that it always makes progress).
+ *
  * What goes wrong with an analyzer stays with it: a malformed message, an
  * acknowledgement of something never sent, no REGISTER in time, or a write
  * error kills that process; the exit is logged with its cause and the
@@ -43,6 +50,7 @@
 #define STABLE_RUN_MS 30000u   /* a process that lived this long resets the backoff */
 #define EXIT_EOF_WAIT_MS 500u  /* after exit: time to read its last ACKs */
 #define LOG_LINE_MAX 1024u
+#define SPOOL_RETRY_MS 10000u  /* after a spool write error, records stay in memory this long */
 
 struct an_write {
 	uv_write_t req;
@@ -112,6 +120,9 @@ struct analyzer *analyzer_new(struct queue *q, unsigned index)
 	an->index = index;
 	an->refs = 1;
 	an->next_seq = 1;
+	char dir[SPOOL_DIR_MAX];
+	snprintf(dir, sizeof(dir), "%s/spool/%s/%u", q->d->conf.data_dir, q->conf.name, index);
+	spool_init(&an->spool, dir, 0, &q->d->spool_seg_num);
 	d4_ap_reader_init(&an->reader, false);
 	if (uv_timer_init(q->d->loop, &an->timer) != 0) {
 		free(an);
@@ -134,8 +145,39 @@ bool analyzer_gone(const struct analyzer *an)
 
 /* ---- the item list ---- */
 
+static struct item *next_on_disk(struct item *it)
+{
+	while (it && !it->on_disk)
+		it = it->next;
+	return it;
+}
+
+static void spool_stopped_maybe(struct analyzer *an)
+{
+	char idx[12], n[24], ms[24];
+	if (an->n_disk > 0 || an->disk_since_ms == 0)
+		return;
+	snprintf(idx, sizeof(idx), "%u", an->index);
+	snprintf(n, sizeof(n), "%" PRIu64, an->spooled_total);
+	snprintf(ms, sizeof(ms), "%" PRIu64, dispatch_now_ms(D(an)) - an->disk_since_ms);
+	d4_log(D4_LOG_INFO, "spool-stop", "queue", an->q->conf.name, "instance", idx, "records", n,
+	       "ms", ms, NULL);
+	an->disk_since_ms = 0;
+}
+
+/* Consumes the spool's oldest record unread (it belongs to the disk head, being dropped). */
+static void spool_consume(struct analyzer *an, struct item *it)
+{
+	uint64_t before = an->spool.bytes;
+	spool_skip(&an->spool, it->disk_len);
+	an->q->spooled -= before - an->spool.bytes;
+	an->q->dirty = true;
+}
+
 static void unlink_item(struct analyzer *an, struct item *it)
 {
+	if (an->disk_head == it)
+		an->disk_head = next_on_disk(it->next);
 	if (an->unsent == it)
 		an->unsent = it->next;
 	if (it->prev)
@@ -147,20 +189,29 @@ static void unlink_item(struct analyzer *an, struct item *it)
 	else
 		an->tail = it->prev;
 	an->n_items--;
-	if (it->kind == ITEM_DATA)
+	if (it->kind == ITEM_DATA && it->on_disk)
+		an->n_disk--;
+	else if (it->kind == ITEM_DATA && it->blob)
 		an->held -= it->blob->len;
 }
 
+/* Every item on disk comes after every item written, so the first on disk is always the
+ * oldest DATA a drop can reach there: it is the spool's next record. */
 static void drop_item(struct analyzer *an, struct item *it)
 {
 	unlink_item(an, it);
 	if (it->kind == ITEM_DATA) {
-		if (it->sent)
-			an->inflight -= it->blob->len < an->inflight ? it->blob->len : an->inflight;
+		if (it->on_disk) {
+			spool_consume(an, it);
+		} else {
+			if (it->sent)
+				an->inflight -= it->blob->len < an->inflight ? it->blob->len : an->inflight;
+			queue_released(an->q, it->blob->len);
+		}
 		an->q->dropped++;
-		queue_released(an->q, it->blob->len);
 	}
 	item_free(it);
+	spool_stopped_maybe(an);
 }
 
 uint64_t analyzer_drop_oldest(struct analyzer *an)
@@ -168,7 +219,7 @@ uint64_t analyzer_drop_oldest(struct analyzer *an)
 	for (struct item *it = an->unsent; it; it = it->next) {
 		if (it->kind != ITEM_DATA)
 			continue;
-		uint64_t len = it->blob->len;
+		uint64_t len = it->on_disk ? it->disk_len : it->blob->len;
 		drop_item(an, it);
 		return len;
 	}
@@ -326,7 +377,9 @@ static int write_item(struct analyzer *an, struct item *it)
 void analyzer_pump(struct analyzer *an)
 {
 	uint64_t window = D(an)->conf.window;
-	while (an->state == AN_RUNNING && an->sock_open && an->unsent && an->inflight < window &&
+	analyzer_refill(an);
+	while (an->state == AN_RUNNING && an->sock_open && an->unsent && !an->unsent->on_disk &&
+	       an->inflight < window &&
 	       uv_stream_get_write_queue_size((uv_stream_t *)&an->sock) < window) {
 		struct item *it = an->unsent;
 		an->unsent = it->next;
@@ -349,7 +402,7 @@ static void pump_end_trim(struct analyzer *an)
 	}
 }
 
-void analyzer_push(struct analyzer *an, struct item *it)
+static void list_append(struct analyzer *an, struct item *it)
 {
 	it->prev = an->tail;
 	it->next = NULL;
@@ -361,9 +414,117 @@ void analyzer_push(struct analyzer *an, struct item *it)
 	if (an->unsent == NULL)
 		an->unsent = it;
 	an->n_items++;
+}
+
+void analyzer_push(struct analyzer *an, struct item *it)
+{
+	list_append(an, it);
 	if (it->kind == ITEM_DATA)
 		an->held += it->blob->len;
 	analyzer_pump(an);
+}
+
+/* Segments of an eighth of the limit, 64 KiB to 64 MiB: a full spool is a handful of files. */
+static uint64_t segment_size(uint64_t spool)
+{
+	uint64_t s = spool / 8;
+	if (s < (64u << 10))
+		s = 64u << 10;
+	if (s > (64u << 20))
+		s = 64u << 20;
+	return s;
+}
+
+int analyzer_push_spooled(struct analyzer *an, struct item *it, struct blob *b)
+{
+	struct queue *q = an->q;
+	char err[SPOOL_DIR_MAX + 256], idx[12];
+	uint64_t before = an->spool.bytes;
+
+	snprintf(idx, sizeof(idx), "%u", an->index);
+	an->spool.seg_max = segment_size(q->conf.spool);
+	/* a drop-oldest queue does not hold back ingest's acknowledgement, spooled or not */
+	if (q->conf.when_full != WHEN_FULL_DROP_OLDEST && blob_hold(b, &it->hold) != 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (spool_append(&an->spool, it->sess->id, b, err, sizeof(err)) != 0) {
+		slothold_release(it->hold);
+		it->hold = NULL;
+		goto fail;
+	}
+	q->spooled += an->spool.bytes - before;
+	q->dirty = true;
+	it->on_disk = true;
+	it->disk_len = (uint32_t)b->len;
+	list_append(an, it);
+	if (an->disk_head == NULL)
+		an->disk_head = it;
+	an->n_disk++;
+	if (an->disk_since_ms == 0) {
+		an->disk_since_ms = dispatch_now_ms(D(an));
+		an->spooled_total = 0;
+		d4_log(D4_LOG_INFO, "spool-start", "queue", q->conf.name, "instance", idx, "dir",
+		       an->spool.dir, NULL);
+	}
+	an->spooled_total++;
+	analyzer_pump(an); /* memory may have room for what is on disk */
+	return 0;
+fail:
+	/* the record stays in memory and the queue's when_full decides; the spool rests a while */
+	q->spool_errors++;
+	q->spool_retry_ms = dispatch_now_ms(D(an)) + SPOOL_RETRY_MS;
+	d4_log(D4_LOG_ERR, "spool-write-failed", "queue", q->conf.name, "instance", idx, "error",
+	       err, NULL);
+	queue_error(q, err);
+	return -1;
+}
+
+/* Reads the disk head back into memory; a record that cannot be read is dropped, counted. */
+static void load(struct analyzer *an, struct item *it)
+{
+	struct queue *q = an->q;
+	char err[SPOOL_DIR_MAX + 256];
+	struct blob *b = NULL;
+	uint64_t before = an->spool.bytes;
+	int rc = spool_read(&an->spool, it->sess->id, it->disk_len, &b, err, sizeof(err));
+	q->spooled -= before - an->spool.bytes;
+	q->dirty = true;
+	if (rc != 0) {
+		char idx[12];
+		snprintf(idx, sizeof(idx), "%u", an->index);
+		d4_log(D4_LOG_ERR, "spool-read-failed", "queue", q->conf.name, "instance", idx,
+		       "error", err, NULL);
+		queue_error(q, err);
+		q->spool_errors++;
+		q->dropped++;
+		unlink_item(an, it);
+		item_free(it);
+		spool_stopped_maybe(an);
+		return;
+	}
+	an->disk_head = next_on_disk(it->next);
+	an->n_disk--;
+	it->on_disk = false;
+	it->blob = b;
+	b->hold = it->hold; /* the slot now waits for this blob */
+	it->hold = NULL;
+	an->held += b->len;
+	q->in_memory += b->len;
+	spool_stopped_maybe(an);
+}
+
+/* Past the memory limit, a record is still read back when delivery waits for it and nothing
+ * is in flight: no acknowledgement would come to free memory, so this instance would stall
+ * (the memory may be full of other instances' records, or of records kept there after a
+ * spool write error, behind this one). */
+void analyzer_refill(struct analyzer *an)
+{
+	struct queue *q = an->q;
+	while (an->disk_head &&
+	       (q->in_memory + an->disk_head->disk_len <= q->conf.memory ||
+	        (an->unsent == an->disk_head && an->inflight == 0)))
+		load(an, an->disk_head);
 }
 
 /* ---- reading ---- */
@@ -798,6 +959,7 @@ void analyzer_release(struct analyzer *an)
 {
 	an->stop = true;
 	analyzer_drop_all(an);
+	spool_clear(&an->spool);
 	if (an->proc_live && an->pid > 0)
 		(void)uv_process_kill(&an->proc, SIGKILL);
 	if (an->timer_init && !uv_is_closing((uv_handle_t *)&an->timer))

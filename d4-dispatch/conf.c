@@ -41,6 +41,7 @@ static const char *const known_keys[] = {
 	"queue.*.command",
 	"queue.*.instances",
 	"queue.*.memory",
+	"queue.*.spool",
 	"queue.*.when_full",
 	"queue.*.param.*",
 	NULL,
@@ -362,6 +363,11 @@ static int load_queue(struct load_ctx *lc, const char *section, struct queue_con
 	if (d4_config_get_size(cfg, section, "memory", 1u << 16, 1ull << 40, 64u << 20, &q->memory,
 	                       &e) != 0)
 		return fail(lc, "%s", e.msg);
+	if (d4_config_get_size(cfg, section, "spool", 0, 1ull << 50, 0, &q->spool, &e) != 0)
+		return fail(lc, "%s", e.msg);
+	if (q->spool > 0 && q->spool < (64u << 10))
+		return fail(lc, "%s: queue.%s.spool: 0 (no spool) or at least 64k",
+		            d4_config_origin(cfg, section, "spool"), name);
 	const char *wf = d4_config_get_str(cfg, section, "when_full", "pause");
 	if (strcmp(wf, "pause") == 0)
 		q->when_full = WHEN_FULL_PAUSE;

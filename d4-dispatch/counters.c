@@ -22,7 +22,7 @@ static void fill(const struct queue *q, struct d4_queue_stats *st, uint64_t now)
 	st->delivered = q->delivered;
 	st->acknowledged = q->acknowledged;
 	st->in_memory = q->in_memory;
-	st->spooled = 0; /* no disk spool yet */
+	st->spooled = q->spooled;
 	st->dropped = q->dropped;
 	st->restarts = q->restarts;
 	st->state = queue_state(q);

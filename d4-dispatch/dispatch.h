@@ -13,6 +13,8 @@
  *               limits, when_full, counters, reload of the queue set
  *   analyzer.c  one analyzer process: spawn, handshake, delivery, ACKs,
  *               restart with backoff (docs/analyzer-protocol.md)
+ *   spool.c     an instance's disk spool: segment files of records that did
+ *               not fit in memory, read back in order
  *   counters.c  queue counters to the store, at most once a second
  *   tap.c       live copies of matching frames for `d4ctl tail`
  *
@@ -20,7 +22,10 @@
  * reference-counted blob shared by every queue that takes it (fan-out costs
  * a pointer, not a copy); each queue instance holds its own list of items
  * (DATA and END) that point at blobs and at their session. A session lives
- * while the link table or an item refers to it.
+ * while the link table or an item refers to it. A DATA item whose frame went
+ * to the disk spool keeps its place in the list without its blob: it holds
+ * the frame's ingest slot through a small `struct slothold` instead, and gets
+ * a fresh blob when the record is read back.
  */
 #ifndef D4_DISPATCH_H
 #define D4_DISPATCH_H
@@ -66,6 +71,7 @@ struct queue_conf {
 	unsigned n_params;
 	unsigned instances;
 	uint64_t memory;
+	uint64_t spool;   /* bytes on disk past `memory`; 0: no spool */
 	enum when_full when_full;
 };
 
@@ -96,17 +102,31 @@ bool queue_conf_same_program(const struct queue_conf *a, const struct queue_conf
 
 struct stream;
 
+/*
+ * The frame's ingest slot, apart from its data: made when a queue spools a
+ * frame (the blob's memory goes, the acknowledgement still waits), shared by
+ * the blob and every spooled copy; the slot is done when the last lets go.
+ */
+struct slothold {
+	unsigned refs;
+	struct stream *st;
+	uint64_t slot;
+};
+
 struct blob {
 	unsigned refs;
 	unsigned unheld;   /* refs that do not hold the ingest slot (drop-oldest queues) */
 	bool slot_released;
 	struct stream *st; /* the ingest stream whose acknowledgement waits for this frame */
 	uint64_t slot;     /* its place in that stream (link.c) */
+	struct slothold *hold; /* instead of st/slot once a queue spooled the frame */
 	size_t len;        /* 62-byte D4 header + payload */
 	uint8_t data[];
 };
 
 struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len);
+/* A blob of len bytes to fill (a record read back from the spool). */
+struct blob *blob_alloc(size_t len);
 void blob_ref(struct blob *b);
 void blob_unref(struct blob *b);
 /*
@@ -117,6 +137,11 @@ void blob_unref(struct blob *b);
  */
 void blob_unhold(struct blob *b);
 void blob_rehold(struct blob *b);
+/* A reference to the blob's ingest slot that outlives its data: *out is NULL when it holds
+ * none (or no longer: only references that do not hold it are left). 0, or -1 without
+ * memory. */
+int blob_hold(struct blob *b, struct slothold **out);
+void slothold_release(struct slothold *h);
 
 /* ---- sessions (link.c) ---- */
 
@@ -158,14 +183,62 @@ enum item_kind { ITEM_DATA = 0, ITEM_END };
 struct item {
 	struct item *prev, *next;
 	struct dsession *sess; /* a reference */
-	struct blob *blob;     /* DATA: a reference */
+	struct blob *blob;     /* DATA: a reference; NULL while on disk */
+	struct slothold *hold; /* DATA on disk: its ingest slot (NULL: none) */
 	uint64_t seq;          /* DATA: set when written (0 before) */
 	uint64_t end_time;
+	uint32_t disk_len;     /* DATA on disk: the frame's length */
 	uint8_t end_reason;
 	uint8_t kind;
 	bool sent;
 	bool unheld;           /* DATA: the blob reference does not hold the ingest slot */
+	bool on_disk;          /* DATA whose frame is in the spool (never sent) */
 };
+
+/* ---- spool.c: an instance's disk spool ---- */
+
+/*
+ * A FIFO of records in segment files under <data_dir>/spool/<queue>/<instance>/,
+ * each record (u32 length, u64 session id, the D4 frame), little-endian. The
+ * first segment is read, the last written; a segment is deleted once read
+ * through. Segment files are named by a sequence number unique in the process.
+ */
+struct spool_seg {
+	uint64_t num;
+	uint64_t size; /* bytes of whole records written to it */
+};
+
+#define SPOOL_DIR_MAX (D4_PATH_MAX + 96) /* <data_dir>/spool/<queue>/<instance> */
+
+struct spool {
+	char dir[SPOOL_DIR_MAX];
+	uint64_t seg_max;      /* a new segment is begun past this size */
+	uint64_t *next_num;    /* the process's segment counter (struct dispatch) */
+	struct spool_seg *segs; /* oldest first */
+	unsigned n_segs, cap_segs;
+	int wfd;               /* the last segment, open for writing; -1: begin a new one */
+	int rfd;               /* the first segment, open for reading; -1: not yet */
+	uint64_t roff;         /* read offset in the first segment */
+	uint64_t records;      /* unread records */
+	uint64_t bytes;        /* their bytes on disk (headers included) */
+};
+
+#define SPOOL_RECORD_HEAD 12u
+
+void spool_init(struct spool *sp, const char *dir, uint64_t seg_max, uint64_t *next_num);
+/* Appends a record; 0, or a negative errno (text in err) and nothing appended. */
+int spool_append(struct spool *sp, uint64_t session, const struct blob *b, char *err,
+                 size_t errlen);
+/* Reads the oldest record (len bytes, of session) into a new blob; 0 or a negative errno
+ * (text in err). The record is consumed either way. */
+int spool_read(struct spool *sp, uint64_t session, uint32_t len, struct blob **out, char *err,
+               size_t errlen);
+/* Consumes the oldest record (len bytes) unread. */
+void spool_skip(struct spool *sp, uint32_t len);
+/* Deletes every segment and the directory; the spool is empty and usable again. */
+void spool_clear(struct spool *sp);
+/* At start: removes the segment files a previous process left under root (<data_dir>/spool). */
+void spool_remove_stale(const char *root);
 
 /* ---- analyzer.c: one instance of a queue ---- */
 
@@ -204,6 +277,11 @@ struct analyzer {
 	uint64_t inflight;     /* bytes written and not acknowledged */
 	uint64_t held;         /* bytes of DATA held (sent or not) */
 	uint64_t n_items;
+	struct spool spool;
+	struct item *disk_head; /* the oldest DATA on disk: the spool's next record */
+	uint64_t n_disk;       /* DATA items on disk */
+	uint64_t disk_since_ms; /* when the spool last went from empty to not */
+	uint64_t spooled_total; /* records spooled since then, for the log */
 	unsigned routes;       /* open sessions routed here */
 	unsigned refs;         /* the queue's, plus one per session route: freed at 0 */
 	char name[64];         /* what it registered as */
@@ -223,6 +301,11 @@ void analyzer_kill(struct analyzer *an, const char *why);
 void analyzer_drop_all(struct analyzer *an);
 /* Drops the oldest DATA not yet written; its size, or 0 when there is none. */
 uint64_t analyzer_drop_oldest(struct analyzer *an);
+/* Appends a DATA item whose frame goes to the spool; 0, or -1 (logged and counted: the
+ * caller keeps the record in memory instead). */
+int analyzer_push_spooled(struct analyzer *an, struct item *it, struct blob *b);
+/* Reads records back from the spool while the queue's memory allows. */
+void analyzer_refill(struct analyzer *an);
 /* The queue lets go of it: stopped if needed, freed once no handle and no session is left. */
 void analyzer_release(struct analyzer *an);
 void analyzer_unref(struct analyzer *an);
@@ -245,6 +328,9 @@ struct queue {
 	bool dirty;           /* counters changed since the last flush */
 	bool stored;          /* a record exists in the store */
 	uint64_t received, delivered, acknowledged, dropped, in_memory;
+	uint64_t spooled;     /* bytes of unread records in the instances' spools */
+	uint64_t spool_errors;
+	uint64_t spool_retry_ms; /* after a spool write error: not used before this time */
 	uint32_t restarts;
 	uint64_t *restart_times; /* ring of the last max_restarts + 1 restarts (ms) */
 	unsigned restart_ring, restart_pos;
@@ -259,6 +345,8 @@ void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b);
 void queue_push_end(struct analyzer *an, struct dsession *s, uint64_t time, uint8_t reason);
 /* Memory accounting after items were removed (acknowledged or dropped). */
 void queue_released(struct queue *q, uint64_t bytes);
+/* The spool may take records now (configured, and no write error in the last while). */
+bool queue_spool_usable(const struct queue *q);
 void queue_error(struct queue *q, const char *text);
 enum d4_queue_state queue_state(const struct queue *q);
 /* An instance exited unexpectedly: count it; true when the queue may restart it. */
@@ -337,6 +425,7 @@ struct dispatch {
 	int counters_last_rc; /* the last store error, logged once */
 	uint64_t stop_started_ms;
 	bool needs_groups; /* a queue filters on sensor groups: read them at OPEN */
+	uint64_t spool_seg_num; /* names of spool segments, unique in this process */
 	uint64_t frames, bytes, unknown_session_frames;
 	uint8_t read_buf[DISPATCH_READ_BUF];
 };

@@ -132,9 +132,9 @@ static void slot_done(struct stream *st, uint64_t id)
 
 /* ---- blobs ---- */
 
-struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len)
+struct blob *blob_alloc(size_t len)
 {
-	struct blob *b = malloc(sizeof(*b) + D4_HEADER_SIZE + payload_len);
+	struct blob *b = malloc(sizeof(*b) + len);
 	if (b == NULL)
 		return NULL;
 	b->refs = 1;
@@ -142,7 +142,16 @@ struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payl
 	b->slot_released = false;
 	b->st = NULL;
 	b->slot = 0;
-	b->len = D4_HEADER_SIZE + payload_len;
+	b->hold = NULL;
+	b->len = len;
+	return b;
+}
+
+struct blob *blob_new(const uint8_t *header, const uint8_t *payload, size_t payload_len)
+{
+	struct blob *b = blob_alloc(D4_HEADER_SIZE + payload_len);
+	if (b == NULL)
+		return NULL;
 	memcpy(b->data, header, D4_HEADER_SIZE);
 	if (payload_len)
 		memcpy(b->data + D4_HEADER_SIZE, payload, payload_len);
@@ -154,12 +163,18 @@ void blob_ref(struct blob *b)
 	b->refs++;
 }
 
-/* The slot is done once only references that do not hold it are left. */
+/* The slot is done (or the blob's share of its holder let go) once only references that do
+ * not hold it are left. */
 static void blob_check_slot(struct blob *b)
 {
-	if (b->st && !b->slot_released && b->refs == b->unheld) {
-		b->slot_released = true;
+	if (b->slot_released || b->refs != b->unheld || (b->st == NULL && b->hold == NULL))
+		return;
+	b->slot_released = true;
+	if (b->st) {
 		slot_done(b->st, b->slot);
+	} else {
+		slothold_release(b->hold);
+		b->hold = NULL;
 	}
 }
 
@@ -171,10 +186,9 @@ void blob_unref(struct blob *b)
 		blob_check_slot(b);
 		return;
 	}
-	if (b->st) {
-		blob_check_slot(b);
+	blob_check_slot(b);
+	if (b->st)
 		stream_unref(b->st);
-	}
 	free(b);
 }
 
@@ -187,6 +201,42 @@ void blob_unhold(struct blob *b)
 void blob_rehold(struct blob *b)
 {
 	b->unheld--;
+}
+
+/*
+ * The slot moves from the blob into a holder on the first call (most frames
+ * are never spooled and never pay for one); the blob then holds the holder
+ * like any spooled copy does.
+ */
+int blob_hold(struct blob *b, struct slothold **out)
+{
+	*out = NULL;
+	if (b->slot_released)
+		return 0;
+	if (b->hold == NULL && b->st != NULL) {
+		struct slothold *h = malloc(sizeof(*h));
+		if (h == NULL)
+			return -1;
+		h->refs = 1;
+		h->st = b->st;
+		h->slot = b->slot;
+		b->st = NULL;
+		b->hold = h;
+	}
+	if (b->hold) {
+		b->hold->refs++;
+		*out = b->hold;
+	}
+	return 0;
+}
+
+void slothold_release(struct slothold *h)
+{
+	if (h == NULL || --h->refs != 0)
+		return;
+	slot_done(h->st, h->slot);
+	stream_unref(h->st);
+	free(h);
 }
 
 /* The frame's acknowledgement waits for this blob. */

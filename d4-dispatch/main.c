@@ -72,10 +72,10 @@ static void finish(struct dispatch *d)
 {
 	uint64_t held = 0;
 	for (struct queue *q = d->queues; q; q = q->next)
-		held += q->in_memory;
+		held += q->in_memory + q->spooled;
 	if (held)
-		d4_logf(D4_LOG_WARN, "stop-undelivered", "%llu bytes held for analyzers were not "
-		        "acknowledged at exit", (unsigned long long)held);
+		d4_logf(D4_LOG_WARN, "stop-undelivered", "%llu bytes held for analyzers (in memory "
+		        "and spooled) were not acknowledged at exit", (unsigned long long)held);
 	counters_flush(d, true);
 	tap_close_all(d);
 	link_close_all(d);

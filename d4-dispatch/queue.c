@@ -11,6 +11,17 @@
  * counted in `dropped`, visible in the store). A frame shared by several
  * queues is counted in full by each, so every queue's figure is its own.
  *
+ * Between the two sits the disk spool (`spool`, spool.c): once the memory is
+ * full, an instance's new records go to disk, and once anything of it is on
+ * disk every new record goes behind it until it is read back, so its
+ * analyzer sees the order they came in. Only when the memory and the spool
+ * are both full does when_full apply: pause once the spool reaches its limit
+ * (what still comes is spooled past it, in order, until ingest stops), or
+ * drop the oldest records not yet written, those on disk included, and read
+ * the next ones back so that the room made is the spool's. A spool write
+ * error keeps the record in memory (when_full decides, as without a spool)
+ * and rests the spool for a few seconds: nothing is lost silently.
+ *
  * A queue that restarts its analyzer more than dispatch.max_restarts times
  * within dispatch.restart_window is marked failed: its records are dropped
  * and counted, so it neither holds memory nor pauses ingest for everyone
@@ -137,14 +148,47 @@ static struct item *item_new(struct dsession *s)
 	return it;
 }
 
+bool queue_spool_usable(const struct queue *q)
+{
+	return q->conf.spool > 0 && dispatch_now_ms(q->d) >= q->spool_retry_ms;
+}
+
 void item_free(struct item *it)
 {
 	if (it->blob && it->unheld)
 		blob_rehold(it->blob);
 	if (it->blob)
 		blob_unref(it->blob);
+	slothold_release(it->hold);
 	session_unref(it->sess);
 	free(it);
+}
+
+/* The new record goes to disk: the memory is full, or the instance has records there. */
+static bool spool_wanted(const struct queue *q, const struct analyzer *an, size_t len)
+{
+	return queue_spool_usable(q) && (an->disk_head != NULL || q->in_memory + len > q->conf.memory);
+}
+
+/*
+ * drop-oldest with a full spool: drops the oldest records not yet written,
+ * one per instance a round (those in memory come first: they are older than
+ * those on disk), reading records back into the memory that frees, until the
+ * spool can take the new one, or it need not. false: nothing was left to drop.
+ */
+static bool spool_make_room(struct queue *q, struct analyzer *an, size_t len)
+{
+	while (spool_wanted(q, an, len) && q->spooled + SPOOL_RECORD_HEAD + len > q->conf.spool) {
+		bool progress = false;
+		for (unsigned i = 0; i < q->n_an; i++)
+			if (analyzer_drop_oldest(q->an[i]) > 0)
+				progress = true;
+		for (unsigned i = 0; i < q->n_an; i++)
+			analyzer_refill(q->an[i]);
+		if (!progress)
+			return false;
+	}
+	return true;
 }
 
 void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b)
@@ -158,6 +202,21 @@ void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b)
 		q->dropped++;
 		return;
 	}
+	struct item *it = item_new(s);
+	if (it == NULL) {
+		q->dropped++;
+		return;
+	}
+	it->kind = ITEM_DATA;
+	if (spool_wanted(q, an, b->len)) {
+		if (q->conf.when_full == WHEN_FULL_DROP_OLDEST && !spool_make_room(q, an, b->len)) {
+			q->dropped++; /* everything held is in flight: the new record goes */
+			item_free(it);
+			return;
+		}
+		if (spool_wanted(q, an, b->len) && analyzer_push_spooled(an, it, b) == 0)
+			return;
+	}
 	if (q->in_memory + b->len > q->conf.memory && q->conf.when_full == WHEN_FULL_DROP_OLDEST) {
 		bool progress = true;
 		while (progress && q->in_memory + b->len > q->conf.memory) {
@@ -168,15 +227,10 @@ void queue_push_data(struct analyzer *an, struct dsession *s, struct blob *b)
 		}
 		if (q->in_memory + b->len > q->conf.memory) {
 			q->dropped++; /* everything held is in flight: the new record goes */
+			item_free(it);
 			return;
 		}
 	}
-	struct item *it = item_new(s);
-	if (it == NULL) {
-		q->dropped++;
-		return;
-	}
-	it->kind = ITEM_DATA;
 	it->blob = b;
 	blob_ref(b);
 	if (q->conf.when_full == WHEN_FULL_DROP_OLDEST) {
@@ -201,15 +255,18 @@ void queue_push_end(struct analyzer *an, struct dsession *s, uint64_t time, uint
 	analyzer_push(an, it);
 }
 
+/* With a spool, a queue is full when its spool is (records go there only once the memory is
+ * full), and below half when its spool is (the memory stays full while the spool drains). */
 void queues_update_pause(struct dispatch *d)
 {
 	bool over = false, under_half = true;
 	for (struct queue *q = d->queues; q; q = q->next) {
 		if (q->removed || q->failed || q->conf.when_full != WHEN_FULL_PAUSE)
 			continue;
-		if (q->in_memory >= q->conf.memory)
+		bool spool = queue_spool_usable(q);
+		if (spool ? q->spooled >= q->conf.spool : q->in_memory >= q->conf.memory)
 			over = true;
-		if (q->in_memory >= q->conf.memory / 2)
+		if (spool ? q->spooled >= q->conf.spool / 2 : q->in_memory >= q->conf.memory / 2)
 			under_half = false;
 	}
 	if (!d->paused && over)
@@ -236,6 +293,9 @@ static void append_queue(struct dispatch *d, struct queue *q)
 
 int queues_start(struct dispatch *d)
 {
+	char root[D4_PATH_MAX + 8];
+	snprintf(root, sizeof(root), "%s/spool", d->conf.data_dir);
+	spool_remove_stale(root);
 	for (unsigned i = 0; i < d->conf.n_queues; i++) {
 		struct queue *q = queue_new(d, &d->conf.queues[i]);
 		if (q == NULL)
