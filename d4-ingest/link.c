@@ -394,13 +394,14 @@ static void schedule_retry(struct link *l)
 	l->retry_ms = l->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : l->retry_ms * 2;
 }
 
+static void link_free(struct link *l);
+
 static void pipe_closed_cb(uv_handle_t *h)
 {
 	struct link *l = h->data;
 	l->pipe_init = false;
 	if (l->destroying) {
-		d4_ipc_reader_free(&l->reader);
-		free(l);
+		link_free(l);
 		return;
 	}
 	schedule_retry(l);
@@ -522,6 +523,20 @@ static void timer_closed_cb(uv_handle_t *h)
 			uv_close((uv_handle_t *)&l->pipe, pipe_closed_cb);
 		return; /* pipe_closed_cb frees */
 	}
+	link_free(l);
+}
+
+/* Frees the output and the link: called once no handle is left, so every
+ * write callback has run (closing a pipe cancels its writes first). */
+static void link_free(struct link *l)
+{
+	while (l->head) {
+		struct chunk *c = l->head;
+		l->head = c->next;
+		free(c);
+	}
+	l->tail = NULL;
+	free_ghosts(l, true);
 	d4_ipc_reader_free(&l->reader);
 	free(l);
 }
@@ -533,12 +548,5 @@ void link_destroy(struct link *l)
 		return;
 	l->destroying = true;
 	l->connected = false;
-	while (l->head) {
-		struct chunk *c = l->head;
-		l->head = c->next;
-		free(c); /* in-flight writes are cancelled by the close below */
-	}
-	l->tail = NULL;
-	free_ghosts(l, true);
 	uv_close((uv_handle_t *)&l->retry, timer_closed_cb);
 }
