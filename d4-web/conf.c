@@ -22,6 +22,7 @@ static const char *const known_keys[] = {
 	"web.max_body",
 	"web.timeout",
 	"web.max_connections",
+	"web.threads",
 	"web.max_sessions",
 	"web.session_idle",
 	"web.login_failures",
@@ -74,6 +75,9 @@ int web_conf_load(struct web_conf *c, const struct d4_daemon *d)
 	if (d4_config_get_int(cfg, "web", "max_connections", 1, 100000, 256, &i64, &e) != 0)
 		return err_out(e.msg);
 	c->max_connections = (unsigned)i64;
+	if (d4_config_get_int(cfg, "web", "threads", 1, 64, 2, &i64, &e) != 0)
+		return err_out(e.msg);
+	c->threads = (unsigned)i64;
 	if (d4_config_get_int(cfg, "web", "max_sessions", 1, 100000, 1000, &i64, &e) != 0)
 		return err_out(e.msg);
 	c->max_sessions = (unsigned)i64;

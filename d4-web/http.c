@@ -634,7 +634,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			unsigned long long n = strtoull(cl, &end, 10);
 			if (errno != 0 || end == cl || *end != '\0' || n > drain_max) {
 				ctx->too_large = true;
-				return reply_now(w, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+				pthread_mutex_lock(&w->lock);
+				enum MHD_Result ret = reply_now(w, conn, MHD_HTTP_CONTENT_TOO_LARGE,
+				                                "body too large");
+				pthread_mutex_unlock(&w->lock);
+				return ret;
 			}
 			if (n > w->conf.max_body)
 				ctx->too_large = true;
@@ -670,7 +674,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		ctx->body[ctx->len] = '\0';
 		return MHD_YES;
 	}
-	return handle(w, conn, url, method, ctx);
+	pthread_mutex_lock(&w->lock);
+	enum MHD_Result ret = handle(w, conn, url, method, ctx);
+	pthread_mutex_unlock(&w->lock);
+	return ret;
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -707,7 +714,7 @@ __attribute__((format(printf, 2, 0))) static void mhd_log_cb(void *cls, const ch
 int web_http_start(struct web *w, int listen_fd, const char *cert_pem, const char *key_pem)
 {
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem ops[12];
+	struct MHD_OptionItem ops[14];
 	size_t n = 0;
 
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, w};
@@ -717,6 +724,9 @@ int web_http_start(struct web *w, int listen_fd, const char *cert_pem, const cha
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)w->conf.timeout_s,
 	                                   NULL};
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, w};
+	if (w->conf.threads > 1)
+		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+		                                   (intptr_t)w->conf.threads, NULL};
 	if (!w->conf.plain_http) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			d4_log(D4_LOG_ERR, "tls-unsupported", "hint",

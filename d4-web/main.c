@@ -175,6 +175,8 @@ int main(int argc, char **argv)
 	if (d4_daemon_configure(&d, (const char *const *)sets, nsets) != 0)
 		goto out;
 	w.d = &d;
+	if (pthread_mutex_init(&w.lock, NULL) != 0)
+		goto out;
 	if (web_conf_load(&w.conf, &d) != 0)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);

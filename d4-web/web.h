@@ -19,6 +19,7 @@
 #ifndef D4_WEB_H
 #define D4_WEB_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ struct web_conf {
 	uint64_t max_body;          /* bytes */
 	unsigned timeout_s;         /* per connection, idle */
 	unsigned max_connections;
+	unsigned threads;           /* libmicrohttpd threads (TLS, I/O); handlers take `lock` */
 	unsigned max_sessions;
 	uint64_t session_idle_s;
 	unsigned login_failures;    /* failures before throttling starts */
@@ -85,6 +87,14 @@ struct web_throttle {
 
 /* The process's context. */
 struct web {
+	/*
+	 * libmicrohttpd runs web.threads threads: they share the TLS work and the
+	 * sockets, while every request handler runs under this one lock, so the
+	 * session, throttle and cache tables below need no locking of their own.
+	 * Handlers are short (the store is LMDB); encrypting and sending the
+	 * reply happens after the handler, outside the lock.
+	 */
+	pthread_mutex_t lock;
 	struct web_conf conf;
 	struct d4_daemon *d;
 	struct d4_store *store;
