@@ -359,28 +359,6 @@ static int parse_type_text(const char *s)
 	return -1;
 }
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Replies with a copy of the cached list (http.c frees r->text). */
-static void reply_cached(struct web_req *r)
-{
-	char *copy = malloc(r->w->sensor_list.len + 1);
-	if (copy == NULL) {
-		web_reply(r, 0, NULL);
-		return;
-	}
-	memcpy(copy, r->w->sensor_list.json, r->w->sensor_list.len + 1);
-	r->status = MHD_HTTP_OK;
-	r->text = copy;
-	r->text_len = r->w->sensor_list.len;
-	r->content_type = "application/json";
-}
-
 void api_sensors_list(struct web_req *r)
 {
 	const char *status = web_query(r, "status"), *type = web_query(r, "type"),
@@ -413,11 +391,10 @@ void api_sensors_list(struct web_req *r)
 	if (web_begin(r, &t, false) != 0)
 		goto out;
 	bool cacheable = lw->status < 0 && lw->type < 0 && lw->q == NULL;
-	uint64_t gen = 0, ms = monotonic_ms();
-	if (cacheable && d4_policy_generation(&t, &gen) == 0 && r->w->sensor_list.json &&
-	    r->w->sensor_list.generation == gen && ms - r->w->sensor_list.built_ms < 1000) {
+	uint64_t gen = 0;
+	if (cacheable && d4_policy_generation(&t, &gen) == 0 &&
+	    web_cache_reply(r, &r->w->sensor_list, gen)) {
 		d4_txn_abort(&t);
-		reply_cached(r);
 		goto out;
 	}
 	lw->t = &t;
@@ -430,12 +407,8 @@ void api_sensors_list(struct web_req *r)
 	if (cacheable) {
 		char *text = json_dumps(lw->arr, JSON_COMPACT);
 		if (text != NULL) {
-			free(r->w->sensor_list.json);
-			r->w->sensor_list.json = text;
-			r->w->sensor_list.len = strlen(text);
-			r->w->sensor_list.generation = gen;
-			r->w->sensor_list.built_ms = ms;
-			reply_cached(r);
+			web_cache_store(r, &r->w->sensor_list, text, strlen(text), gen,
+			                "application/json");
 			goto out;
 		}
 	}

@@ -111,6 +111,53 @@ json_t *web_json_time(uint64_t t)
 	return json_string(buf);
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void cache_copy_out(struct web_req *r, const struct web_cache *c)
+{
+	char *copy = malloc(c->len + 1);
+	if (copy == NULL) {
+		web_reply(r, 0, NULL);
+		return;
+	}
+	memcpy(copy, c->text, c->len + 1);
+	r->status = MHD_HTTP_OK;
+	r->text = copy;
+	r->text_len = c->len;
+	r->content_type = c->content_type;
+}
+
+bool web_cache_reply(struct web_req *r, struct web_cache *c, uint64_t generation)
+{
+	if (c->text == NULL || c->generation != generation || monotonic_ms() - c->built_ms >= 1000)
+		return false;
+	cache_copy_out(r, c);
+	return true;
+}
+
+void web_cache_store(struct web_req *r, struct web_cache *c, char *text, size_t len,
+                     uint64_t generation, const char *content_type)
+{
+	free(c->text);
+	c->text = text;
+	c->len = len;
+	c->generation = generation;
+	c->built_ms = monotonic_ms();
+	c->content_type = content_type;
+	cache_copy_out(r, c);
+}
+
+void web_cache_free(struct web_cache *c)
+{
+	free(c->text);
+	memset(c, 0, sizeof(*c));
+}
+
 void web_reply(struct web_req *r, unsigned status, json_t *j)
 {
 	json_decref(r->reply);

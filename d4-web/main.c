@@ -224,7 +224,8 @@ out:
 	if (fd >= 0)
 		close(fd);
 	auth_free(&w);
-	free(w.sensor_list.json);
+	web_cache_free(&w.sensor_list);
+	web_cache_free(&w.metrics);
 	free_pem(cert);
 	free_pem(key);
 	if (w.store != NULL)

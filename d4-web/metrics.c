@@ -165,6 +165,9 @@ void api_metrics(struct web_req *r)
 	if (web_begin(r, &t, false) != 0)
 		goto out;
 	in_txn = true;
+	uint64_t gen = 0;
+	if (d4_policy_generation(&t, &gen) == 0 && web_cache_reply(r, &r->w->metrics, gen))
+		goto out;
 	if ((rc = d4_sensor_iterate(&t, sensor_cb, sc)) != 0 ||
 	    (rc = d4_stats_iterate(&t, stats_cb, sc)) != 0) {
 		web_store_error(r, rc, "statistics");
@@ -213,10 +216,8 @@ void api_metrics(struct web_req *r)
 		web_reply(r, 0, NULL);
 		goto out;
 	}
-	r->status = MHD_HTTP_OK;
-	r->text = o.buf;
-	r->text_len = o.len;
-	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	web_cache_store(r, &r->w->metrics, o.buf, o.len, gen,
+	                "text/plain; version=0.0.4; charset=utf-8");
 	o.buf = NULL;
 out:
 	if (in_txn)

@@ -86,6 +86,20 @@ struct web_throttle {
 #define WEB_THROTTLE_SLOTS 1024
 
 /* The process's context. */
+/*
+ * A reply reused while the store's policy generation is the same and for at
+ * most a second: ingest and dispatch write statistics and counters once a
+ * second, so it is as fresh as the data, and a dashboard polled by many
+ * browsers (or a scraper) costs one build per second.
+ */
+struct web_cache {
+	char *text;
+	size_t len;
+	uint64_t generation;
+	uint64_t built_ms;
+	const char *content_type;
+};
+
 struct web {
 	/*
 	 * libmicrohttpd runs web.threads threads: they share the TLS work and the
@@ -106,17 +120,9 @@ struct web {
 	uint64_t last_sweep;
 	uint64_t last_purge; /* expired blocks, stale kicks: once an hour */
 	uint64_t requests;
-	/*
-	 * The unfiltered sensor list as sent, reused while the policy generation is the
-	 * same and for at most a second: ingest writes statistics once a second, so it is
-	 * as fresh as the data, and a dashboard polled by many browsers costs one build.
-	 */
-	struct {
-		char *json;
-		size_t len;
-		uint64_t generation;
-		uint64_t built_ms;
-	} sensor_list;
+	/* The unfiltered sensor list and /metrics as last sent (see struct web_cache). */
+	struct web_cache sensor_list;
+	struct web_cache metrics;
 };
 
 /* Who made a request. */
@@ -171,6 +177,13 @@ struct web_route {
 	enum web_role_set perm;
 	web_handler handler;
 };
+
+/* Replies from the cache when it is still valid for `generation`; true when it did. */
+bool web_cache_reply(struct web_req *r, struct web_cache *c, uint64_t generation);
+/* Keeps text (malloc'd, NUL-terminated; the cache owns it) and replies with a copy. */
+void web_cache_store(struct web_req *r, struct web_cache *c, char *text, size_t len,
+                     uint64_t generation, const char *content_type);
+void web_cache_free(struct web_cache *c);
 
 /* ---- conf.c ---- */
 int web_conf_load(struct web_conf *c, const struct d4_daemon *d);
