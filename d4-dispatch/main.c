@@ -19,6 +19,7 @@
  * queues hold for up to dispatch.stop_timeout, then BYE every analyzer,
  * wait up to dispatch.bye_timeout, kill what is left, write the counters.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,10 @@ int main(int argc, char **argv)
 		d4_daemon_free(&d->daemon);
 		return 2;
 	}
+	/* frames come and go as blobs of up to a payload each: keep their pages in the heap
+	 * rather than mapping and unmapping them (see d4-ingest/main.c tune_malloc) */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		goto out;
 	if (uv_loop_init(&loop) != 0)

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <openssl/rand.h>
 
 #include "d4_log.h"
@@ -305,6 +307,18 @@ static int supervise(struct ingest *ing, const int *fds, unsigned nfds)
 	return 0;
 }
 
+/*
+ * Output chunks (1 MiB) and large payload buffers come and go at the packet
+ * rate. glibc would serve each from a fresh mmap and unmap it on free, so
+ * every chunk would cost 256 page faults; keeping such blocks in the heap
+ * (and the heap from shrinking at once) reuses the same pages.
+ */
+static void tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
+
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -332,6 +346,7 @@ int main(int argc, char **argv)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	tune_malloc();
 	if (tls_ctx_init(&ing.tls, &ing.conf, err, sizeof(err)) != 0) {
 		fprintf(stderr, "d4-ingest: %s\n", err);
 		d4_log(D4_LOG_ERR, "tls-setup-failed", "error", err, NULL);
