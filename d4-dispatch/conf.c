@@ -363,7 +363,7 @@ static int load_queue(struct load_ctx *lc, const char *section, struct queue_con
 	if (d4_config_get_size(cfg, section, "memory", 1u << 16, 1ull << 40, 64u << 20, &q->memory,
 	                       &e) != 0)
 		return fail(lc, "%s", e.msg);
-	if (d4_config_get_size(cfg, section, "spool", 0, 1ull << 50, 0, &q->spool, &e) != 0)
+	if (d4_config_get_size(cfg, section, "spool", 0, 1ull << 50, 1ull << 30, &q->spool, &e) != 0)
 		return fail(lc, "%s", e.msg);
 	if (q->spool > 0 && q->spool < (64u << 10))
 		return fail(lc, "%s: queue.%s.spool: 0 (no spool) or at least 64k",

@@ -50,8 +50,8 @@ class Flow(unittest.TestCase):
         os.makedirs(out)
         open(os.path.join(out, "stall"), "w").close()
         srv.write_conf("[dispatch]\nrestart_backoff_max = 300ms\nwindow = 64k\n" +
-                       queue_text("q", analyzer, out, "types = 3\nmemory = 64k\nwhen_full = " +
-                                  when_full, "stall_after = 5"))
+                       queue_text("q", analyzer, out, "types = 3\nmemory = 64k\nspool = 0\n"
+                                  "when_full = " + when_full, "stall_after = 5"))
         return srv, out
 
     def send_in_thread(self, uid, port, records):
