@@ -172,6 +172,45 @@ class Flow(unittest.TestCase):
             self.assertEqual(read(os.path.join(outs["a"], name)), b"first session\nsecond session\n")
             self.assertIsNone(srv.dispatch.poll())
 
+    def test_reload_under_load(self):
+        """Three reloads while a sensor streams: a queue added, the first queue's analyzer
+        changed (restarted), the added queue removed. The first queue gets every line, at
+        least once, in order; dispatch never stops."""
+        srv = Server(dispatch_conf="")
+        analyzer = write_analyzer(srv.dir)
+        outs = {q: os.path.join(srv.dir, q) for q in ("a", "b")}
+        for d in outs.values():
+            os.makedirs(d)
+        qa = queue_text("a", analyzer, outs["a"], "types = 3")
+        qa2 = queue_text("a", analyzer, outs["a"], "types = 3", "note = changed")
+        qb = queue_text("b", analyzer, outs["b"], "types = 3")
+        srv.write_conf(qa)
+        with srv:
+            uid = srv.register(KEY)
+            path = os.path.join(outs["a"], uid.replace("-", "") + "-3.bin")
+            lines = [b"line %05d under reload\n" % i for i in range(3000)]
+            s = Sensor(srv.port)
+            for step, conf in enumerate((qa + qb, qa2 + qb, qa2)):
+                for ln in lines[step * 750:(step + 1) * 750]:
+                    s.send(frame(uid, 3, KEY, ln))
+                srv.write_conf(conf)
+                srv.reload_dispatch()
+            for ln in lines[2250:]:
+                s.send(frame(uid, 3, KEY, ln))
+            s.close()
+
+            def first_seen():
+                seen, order = set(), []
+                for ln in read(path).splitlines(keepends=True):
+                    if ln not in seen:
+                        seen.add(ln)
+                        order.append(ln)
+                return order
+            wait_for(lambda: len(first_seen()) == len(lines), timeout=60, what="every line")
+            self.assertEqual(first_seen(), lines)
+            self.assertIn("queue-removed queue=b", srv.read_dispatch_log())
+            self.assertIsNone(srv.dispatch.poll())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
