@@ -250,6 +250,15 @@ class Server:
         return {}
 
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            # `with Server()` does not call __exit__ when __enter__ fails: stop what started
+            self.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _start(self):
         if self.dispatch_conf is not None:
             self.start_dispatch()
         elif self.start_sink:
