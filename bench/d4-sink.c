@@ -607,9 +607,9 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		if (!s->o.quiet || nread != UV_EOF)
 			d4_logf(D4_LOG_INFO, "closed", "conn=%u %s", c->id,
 			        nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
-		if (c->reader.have != 0)
+		if (c->reader.m.have != 0)
 			d4_logf(D4_LOG_WARN, "closed", "conn=%u inside a message (%zu bytes of it)",
-			        c->id, c->reader.have);
+			        c->id, c->reader.m.have);
 		conn_close(c);
 		return;
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "d4_bytes.h"
+#include "d4_ipc.h"
 
 const char *d4_ap_kind_name(unsigned kind)
 {
@@ -260,116 +261,46 @@ int d4_ap_decode(unsigned kind, const uint8_t *body, size_t len, struct d4_ap_ms
 void d4_ap_reader_init(struct d4_ap_reader *r, bool expect_magic)
 {
 	memset(r, 0, sizeof(*r));
+	d4_msg_reader_init(&r->m);
 	r->expect_magic = expect_magic;
 }
 
 void d4_ap_reader_free(struct d4_ap_reader *r)
 {
-	free(r->buf);
-	r->buf = NULL;
-	r->cap = 0;
-	r->have = 0;
-	r->need = 0;
-}
-
-static int reader_reserve(struct d4_ap_reader *r, size_t need)
-{
-	if (r->cap >= need)
-		return 0;
-	size_t cap = r->cap ? r->cap : 4096;
-	while (cap < need)
-		cap *= 2;
-	uint8_t *b = realloc(r->buf, cap);
-	if (b == NULL)
-		return -1;
-	r->buf = b;
-	r->cap = cap;
-	return 0;
-}
-
-static enum d4_ap_status fail(struct d4_ap_reader *r, const char **why, const char *what)
-{
-	r->failed = true;
-	*why = what;
-	return D4_AP_BAD;
-}
-
-static bool body_len_ok(size_t body)
-{
-	return body >= 1 && body - 1 <= D4_AP_MAX_BODY;
+	d4_msg_reader_free(&r->m);
 }
 
 enum d4_ap_status d4_ap_reader_feed(struct d4_ap_reader *r, const uint8_t *buf, size_t len,
                                     size_t *used, struct d4_ap_msg *msg, const char **why)
 {
 	*used = 0;
-	if (r->failed)
-		return fail(r, why, "stream already failed");
+	if (r->m.failed) {
+		*why = "stream already failed";
+		return D4_AP_BAD;
+	}
 	while (r->expect_magic && r->magic_have < D4_AP_MAGIC_LEN) {
 		if (len == 0)
 			return D4_AP_NEED_MORE;
-		if (buf[0] != (uint8_t)D4_AP_MAGIC[r->magic_have])
-			return fail(r, why, "no D4AP magic");
+		if (buf[0] != (uint8_t)D4_AP_MAGIC[r->magic_have]) {
+			r->m.failed = true;
+			*why = "no D4AP magic";
+			return D4_AP_BAD;
+		}
 		r->magic_have++;
 		buf++;
 		len--;
 		(*used)++;
 	}
-	/* a big buffer is not kept past the message that needed it */
-	if (r->have == 0 && r->cap > (1u << 20)) {
-		free(r->buf);
-		r->buf = NULL;
-		r->cap = 0;
-	}
-	/* fast path: nothing gathered and a whole message in the chunk */
-	if (r->have == 0 && len >= D4_AP_PREFIX) {
-		size_t body = d4_le32(buf);
-		if (!body_len_ok(body))
-			return fail(r, why, "message length out of range");
-		size_t total = 4 + body;
-		if (len >= total) {
-			if (d4_ap_decode(buf[4], buf + D4_AP_PREFIX, total - D4_AP_PREFIX, msg, why) != 0) {
-				r->failed = true;
-				return D4_AP_BAD;
-			}
-			*used += total;
-			return D4_AP_MESSAGE;
-		}
-	}
-	size_t take;
-	if (r->have < D4_AP_PREFIX) {
-		if (reader_reserve(r, D4_AP_PREFIX) != 0)
-			return fail(r, why, "out of memory");
-		take = D4_AP_PREFIX - r->have;
-		if (take > len)
-			take = len;
-		memcpy(r->buf + r->have, buf, take);
-		r->have += take;
-		*used += take;
-		buf += take;
-		len -= take;
-		if (r->have < D4_AP_PREFIX)
-			return D4_AP_NEED_MORE;
-		size_t body = d4_le32(r->buf);
-		if (!body_len_ok(body))
-			return fail(r, why, "message length out of range");
-		r->need = 4 + body;
-		if (reader_reserve(r, r->need) != 0)
-			return fail(r, why, "out of memory");
-	}
-	take = r->need - r->have;
-	if (take > len)
-		take = len;
-	if (take)
-		memcpy(r->buf + r->have, buf, take);
-	r->have += take;
-	*used += take;
-	if (r->have < r->need)
-		return D4_AP_NEED_MORE;
-	r->have = 0;
-	r->need = 0;
-	if (d4_ap_decode(r->buf[4], r->buf + D4_AP_PREFIX, d4_le32(r->buf) - 1, msg, why) != 0) {
-		r->failed = true;
+	unsigned kind;
+	const uint8_t *body;
+	size_t n, taken;
+	enum d4_msg_status st = d4_msg_reader_feed(&r->m, buf, len, D4_AP_MAX_BODY, &taken, &kind,
+	                                           &body, &n, why);
+	*used += taken;
+	if (st != D4_MSG_WHOLE)
+		return st == D4_MSG_NEED_MORE ? D4_AP_NEED_MORE : D4_AP_BAD;
+	if (d4_ap_decode(kind, body, n, msg, why) != 0) {
+		r->m.failed = true;
 		return D4_AP_BAD;
 	}
 	return D4_AP_MESSAGE;

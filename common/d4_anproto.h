@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "d4_ipc.h"
 #include "d4_proto.h"
 
 #define D4_AP_MAGIC "D4AP"
@@ -148,17 +149,14 @@ int d4_ap_decode(unsigned kind, const uint8_t *body, size_t len, struct d4_ap_ms
                  const char **why);
 
 /*
- * An incremental reader (as d4_ipc_reader, for these kinds). With
- * expect_magic (the analyzer's side) the first four bytes must be "D4AP".
+ * An incremental reader: the framing of common/d4_ipc.h (d4_msg_reader), then
+ * d4_ap_decode. With expect_magic (the analyzer's side) the first four bytes
+ * must be "D4AP".
  */
 struct d4_ap_reader {
-	uint8_t *buf;
-	size_t cap;
-	size_t have;
-	size_t need; /* bytes of the current message, prefix included; 0 while unknown */
+	struct d4_msg_reader m;
 	size_t magic_have;
 	bool expect_magic;
-	bool failed;
 };
 
 enum d4_ap_status {

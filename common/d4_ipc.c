@@ -178,18 +178,20 @@ int d4_ipc_decode(enum d4_ipc_kind kind, const uint8_t *body, size_t len, struct
 	return 0;
 }
 
-void d4_ipc_reader_init(struct d4_ipc_reader *r)
+/* ---- the framing both links share ---- */
+
+void d4_msg_reader_init(struct d4_msg_reader *r)
 {
 	memset(r, 0, sizeof(*r));
 }
 
-void d4_ipc_reader_free(struct d4_ipc_reader *r)
+void d4_msg_reader_free(struct d4_msg_reader *r)
 {
 	free(r->buf);
 	memset(r, 0, sizeof(*r));
 }
 
-static int reader_reserve(struct d4_ipc_reader *r, size_t need)
+static int reader_reserve(struct d4_msg_reader *r, size_t need)
 {
 	if (r->cap >= need)
 		return 0;
@@ -204,19 +206,20 @@ static int reader_reserve(struct d4_ipc_reader *r, size_t need)
 	return 0;
 }
 
-static enum d4_ipc_status fail(struct d4_ipc_reader *r, const char **why, const char *what)
+static enum d4_msg_status fail(struct d4_msg_reader *r, const char **why, const char *what)
 {
 	r->failed = true;
 	*why = what;
-	return D4_IPC_BAD;
+	return D4_MSG_BAD;
 }
 
-enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *buf, size_t len,
-                                      size_t *used, struct d4_ipc_msg *msg, const char **why)
+enum d4_msg_status d4_msg_reader_feed(struct d4_msg_reader *r, const uint8_t *buf, size_t len,
+                                      uint32_t max_body, size_t *used, unsigned *kind,
+                                      const uint8_t **body, size_t *body_len, const char **why)
 {
 	*used = 0;
 	if (r->failed)
-		return fail(r, why, "link already failed");
+		return fail(r, why, "stream already failed");
 	/* a big buffer is not kept past the message that needed it (which the
 	 * caller was done with when it called again) */
 	if (r->have == 0 && r->cap > (1u << 20)) {
@@ -227,18 +230,15 @@ enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *bu
 
 	/* fast path: nothing gathered and a whole message in the chunk */
 	if (r->have == 0 && len >= D4_IPC_PREFIX) {
-		size_t body = d4_le32(buf);
-		if (body < 1 || body - 1 > D4_IPC_MAX_BODY)
+		size_t n = d4_le32(buf);
+		if (n < 1 || n - 1 > max_body)
 			return fail(r, why, "message length out of range");
-		size_t total = 4 + body;
-		if (len >= total) {
-			if (d4_ipc_decode((enum d4_ipc_kind)buf[4], buf + D4_IPC_PREFIX,
-			                  total - D4_IPC_PREFIX, msg, why) != 0) {
-				r->failed = true;
-				return D4_IPC_BAD;
-			}
-			*used = total;
-			return D4_IPC_MESSAGE;
+		if (len >= 4 + n) {
+			*kind = buf[4];
+			*body = buf + D4_IPC_PREFIX;
+			*body_len = n - 1;
+			*used = 4 + n;
+			return D4_MSG_WHOLE;
 		}
 	}
 
@@ -256,11 +256,11 @@ enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *bu
 		buf += take;
 		len -= take;
 		if (r->have < D4_IPC_PREFIX)
-			return D4_IPC_NEED_MORE;
-		size_t body = d4_le32(r->buf);
-		if (body < 1 || body - 1 > D4_IPC_MAX_BODY)
+			return D4_MSG_NEED_MORE;
+		size_t n = d4_le32(r->buf);
+		if (n < 1 || n - 1 > max_body)
 			return fail(r, why, "message length out of range");
-		r->need = 4 + body;
+		r->need = 4 + n;
 	}
 	take = r->need - r->have;
 	if (take > len)
@@ -274,13 +274,40 @@ enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *bu
 	r->have += take;
 	*used += take;
 	if (r->have < r->need)
-		return D4_IPC_NEED_MORE;
-	if (d4_ipc_decode((enum d4_ipc_kind)r->buf[4], r->buf + D4_IPC_PREFIX,
-	                  r->need - D4_IPC_PREFIX, msg, why) != 0) {
-		r->failed = true;
-		return D4_IPC_BAD;
-	}
+		return D4_MSG_NEED_MORE;
+	*kind = r->buf[4];
+	*body = r->buf + D4_IPC_PREFIX;
+	*body_len = r->need - D4_IPC_PREFIX;
 	r->have = 0;
 	r->need = 0;
+	return D4_MSG_WHOLE;
+}
+
+/* ---- the ingest link's reader ---- */
+
+void d4_ipc_reader_init(struct d4_ipc_reader *r)
+{
+	d4_msg_reader_init(&r->m);
+}
+
+void d4_ipc_reader_free(struct d4_ipc_reader *r)
+{
+	d4_msg_reader_free(&r->m);
+}
+
+enum d4_ipc_status d4_ipc_reader_feed(struct d4_ipc_reader *r, const uint8_t *buf, size_t len,
+                                      size_t *used, struct d4_ipc_msg *msg, const char **why)
+{
+	unsigned kind;
+	const uint8_t *body;
+	size_t n;
+	enum d4_msg_status st = d4_msg_reader_feed(&r->m, buf, len, D4_IPC_MAX_BODY, used, &kind,
+	                                           &body, &n, why);
+	if (st != D4_MSG_WHOLE)
+		return st == D4_MSG_NEED_MORE ? D4_IPC_NEED_MORE : D4_IPC_BAD;
+	if (d4_ipc_decode((enum d4_ipc_kind)kind, body, n, msg, why) != 0) {
+		r->m.failed = true;
+		return D4_IPC_BAD;
+	}
 	return D4_IPC_MESSAGE;
 }

@@ -125,15 +125,41 @@ int d4_ipc_decode(enum d4_ipc_kind kind, const uint8_t *body, size_t len, struct
                   const char **why);
 
 /*
- * An incremental reader: fed chunks, yields whole messages. It keeps a
- * buffer of at most one message (grown as needed up to D4_IPC_MAX_BODY).
+ * The framing both message links use (u32 len | u8 kind | body), read
+ * incrementally: fed chunks, it yields whole messages, in place when a chunk
+ * holds one whole, gathered in its own buffer otherwise (grown only as bytes
+ * arrive). The ingest link (d4_ipc_reader below) and the analyzer protocol
+ * (d4_ap_reader, common/d4_anproto.h) decode what it yields.
  */
-struct d4_ipc_reader {
+struct d4_msg_reader {
 	uint8_t *buf;
 	size_t cap;
 	size_t have;
 	size_t need; /* bytes of the current message, prefix included; 0 while unknown */
 	bool failed;
+};
+
+enum d4_msg_status {
+	D4_MSG_NEED_MORE = 0,
+	D4_MSG_WHOLE = 1,
+	D4_MSG_BAD = -1,
+};
+
+void d4_msg_reader_init(struct d4_msg_reader *r);
+void d4_msg_reader_free(struct d4_msg_reader *r);
+/*
+ * Consumes bytes until one message is whole (D4_MSG_WHOLE: *kind, *body and
+ * *body_len, valid until the next call) or the input is used up
+ * (D4_MSG_NEED_MORE); *used says how much was taken. A length beyond max_body
+ * is D4_MSG_BAD with *why; the reader then stays failed.
+ */
+enum d4_msg_status d4_msg_reader_feed(struct d4_msg_reader *r, const uint8_t *buf, size_t len,
+                                      uint32_t max_body, size_t *used, unsigned *kind,
+                                      const uint8_t **body, size_t *body_len, const char **why);
+
+/* The ingest link's reader: the framing above, then d4_ipc_decode. */
+struct d4_ipc_reader {
+	struct d4_msg_reader m;
 };
 
 enum d4_ipc_status {
