@@ -22,6 +22,7 @@
 
 #include "d4_proto.h"
 #include "d4_uuid.h"
+#include "d4_sensor_view.h"
 #include "web.h"
 
 int api_param_uuid(struct web_req *r, uint8_t uuid[D4_UUID_SIZE])
@@ -32,113 +33,6 @@ int api_param_uuid(struct web_req *r, uint8_t uuid[D4_UUID_SIZE])
 		return -1;
 	}
 	return 0;
-}
-
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void ip_text(const uint8_t addr[D4_IP_SIZE], char out[D4_IP_STR_MAX])
-{
-	if (d4_ip_format(addr, out, D4_IP_STR_MAX) != 0)
-		snprintf(out, D4_IP_STR_MAX, "?");
-}
-
-/* ---- JSON views (the same shape as `d4ctl --json sensor show`) ---- */
-
-static json_t *registration_json(const struct d4_sensor *s)
-{
-	char pin[2 * D4_CERT_PIN_SIZE + 1];
-	json_t *groups = json_array();
-
-	if (groups == NULL)
-		return NULL;
-	for (unsigned i = 0; i < s->settings.n_groups; i++)
-		if (json_array_append_new(groups, json_string(s->settings.groups[i])) != 0) {
-			json_decref(groups);
-			return NULL;
-		}
-	if (s->settings.has_cert_pin)
-		hex_of(s->settings.cert_pin, D4_CERT_PIN_SIZE, pin);
-	return json_pack("{s:s, s:b, s:o, s:o, s:{s:b, s:I}, s:s, s:s, s:{s:I, s:I, s:o, s:o}}",
-	                 "state", d4_sensor_state_name(s->state), "third_party", s->third_party,
-	                 "registered", web_json_time(s->created), "updated", web_json_time(s->updated),
-	                 "key", "set", s->hmac_key_len > 0, "bytes", (json_int_t)s->hmac_key_len,
-	                 "description", s->description, "mail", s->mail, "settings", "max_payload",
-	                 (json_int_t)s->settings.max_payload, "rate_limit_bps",
-	                 (json_int_t)s->settings.rate_limit_bps, "cert_pin",
-	                 s->settings.has_cert_pin ? json_string(pin) : json_null(), "groups", groups);
-}
-
-static json_t *last_error_json(const struct d4_last_error *e)
-{
-	char ip[D4_IP_STR_MAX];
-
-	if (e->time == 0)
-		return json_null();
-	ip_text(e->peer, ip);
-	return json_pack("{s:o, s:s, s:s, s:i, s:s}", "time", web_json_time(e->time), "reason",
-	                 d4_reason_name(e->reason), "peer", ip, "peer_port", (int)e->peer_port, "text",
-	                 e->text);
-}
-
-static json_t *stats_json(const struct d4_sensor_stats *st)
-{
-	char ip[D4_IP_STR_MAX];
-	json_t *types = json_array(), *metas = json_array(), *addrs = json_array(),
-	       *refusals = json_object(), *err = NULL;
-
-	if (types == NULL || metas == NULL || addrs == NULL || refusals == NULL)
-		goto fail;
-	for (unsigned ty = 0; ty < D4_TYPES; ty++) {
-		if (st->types[ty].packets == 0 && st->types[ty].bytes == 0)
-			continue;
-		if (json_array_append_new(types, json_pack("{s:i, s:s, s:I, s:I}", "type", (int)ty,
-		                                           "name", d4_type_name(ty), "packets",
-		                                           (json_int_t)st->types[ty].packets, "bytes",
-		                                           (json_int_t)st->types[ty].bytes)) != 0)
-			goto fail;
-	}
-	for (unsigned i = 0; i < st->n_meta && i < D4_STATS_META_MAX; i++)
-		if (json_array_append_new(metas, json_pack("{s:s, s:I, s:I}", "name", st->meta[i].name,
-		                                           "packets", (json_int_t)st->meta[i].c.packets,
-		                                           "bytes", (json_int_t)st->meta[i].c.bytes)) != 0)
-			goto fail;
-	for (unsigned i = 0; i < st->n_addrs && i < D4_STATS_ADDRS; i++) {
-		ip_text(st->addrs[i].addr, ip);
-		if (json_array_append_new(addrs, json_pack("{s:s, s:o}", "address", ip, "time",
-		                                           web_json_time(st->addrs[i].time))) != 0)
-			goto fail;
-	}
-	for (unsigned rs = 1; rs < D4_R_COUNT; rs++)
-		if (st->refusals[rs] != 0 &&
-		    json_object_set_new(refusals, d4_reason_name((enum d4_reason)rs),
-		                        json_integer((json_int_t)st->refusals[rs])) != 0)
-			goto fail;
-	if ((err = last_error_json(&st->last_error)) == NULL)
-		goto fail;
-	/* json_pack's "o" steals the references, even when it fails */
-	return json_pack("{s:o, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "first_seen",
-	                 web_json_time(st->first_seen), "last_seen", web_json_time(st->last_seen),
-	                 "packets", (json_int_t)st->total.packets, "bytes", (json_int_t)st->total.bytes,
-	                 "active_sessions", (json_int_t)st->active_sessions, "types", types,
-	                 "meta_types", metas, "last_addresses", addrs, "refusals", refusals,
-	                 "last_error", err, "skewed_frames", (json_int_t)st->skewed, "last_skew",
-	                 (json_int_t)st->last_skew);
-fail:
-	json_decref(types);
-	json_decref(metas);
-	json_decref(addrs);
-	json_decref(refusals);
-	json_decref(err);
-	return NULL;
 }
 
 /* ---- POST /api/v1/add/sensor/register (d4-core's call, same shape) ---- */
@@ -255,7 +149,7 @@ static int errors_cb(const struct d4_sensor_stats *st, void *ctx)
 	                      server_wide, "state",
 	                      rc == 0 ? json_string(d4_sensor_state_name(ew->s.state)) : json_null(),
 	                      "description", rc == 0 ? ew->s.description : "", "refusals",
-	                      (json_int_t)refused, "last_error", last_error_json(&st->last_error));
+	                      (json_int_t)refused, "last_error", d4_last_error_json(&st->last_error));
 	return o == NULL || json_array_append_new(ew->arr, o) != 0 ? -ENOMEM : 0;
 }
 
@@ -421,47 +315,10 @@ out:
 
 /* ---- GET /api/v1/sensors/{uuid} ---- */
 
-struct show_data {
-	uint8_t uuid[D4_UUID_SIZE];
-	char uuid_text[D4_UUID_STR_LEN + 1];
-	bool registered, has_stats, has_block, has_kick;
-	struct d4_sensor s;
-	struct d4_sensor_stats st;
-	struct d4_block_uuid block;
-	uint64_t kick;
-};
-
-static json_t *show_json(const struct show_data *d, uint64_t now)
-{
-	json_t *o = json_object(), *x;
-
-	if (o == NULL || json_object_set_new(o, "uuid", json_string(d->uuid_text)) != 0)
-		goto fail;
-	x = d->registered ? registration_json(&d->s) : json_null();
-	if (x == NULL || json_object_set_new(o, "registration", x) != 0)
-		goto fail;
-	if (d->has_block && d4_block_active(d->block.expires, now))
-		x = json_pack("{s:o, s:o, s:s}", "since", web_json_time(d->block.created), "until",
-		              web_json_time(d->block.expires), "comment", d->block.comment);
-	else
-		x = json_null();
-	if (x == NULL || json_object_set_new(o, "blocked", x) != 0)
-		goto fail;
-	if (json_object_set_new(o, "kick_requested",
-	                        d->has_kick ? web_json_time(d->kick) : json_null()) != 0)
-		goto fail;
-	x = d->has_stats ? stats_json(&d->st) : json_null();
-	if (x == NULL || json_object_set_new(o, "statistics", x) != 0)
-		goto fail;
-	return o;
-fail:
-	json_decref(o);
-	return NULL;
-}
-
 void api_sensor_show(struct web_req *r)
 {
-	struct show_data *d = calloc(1, sizeof(*d));
+	struct d4_sensor_view *d = calloc(1, sizeof(*d)); /* large: statistics */
+	uint8_t uuid[D4_UUID_SIZE];
 	struct d4_txn t;
 	int rc;
 
@@ -469,21 +326,13 @@ void api_sensor_show(struct web_req *r)
 		web_reply(r, 0, NULL);
 		return;
 	}
-	if (api_param_uuid(r, d->uuid) != 0)
+	if (api_param_uuid(r, uuid) != 0)
 		goto out;
-	d4_uuid_format(d->uuid, d->uuid_text);
 	if (web_begin(r, &t, false) != 0)
 		goto out;
-	if ((rc = d4_sensor_get(&t, d->uuid, &d->s)) == 0)
-		d->registered = true;
-	if ((rc == 0 || rc == -ENOENT) && (rc = d4_stats_get(&t, d->uuid, &d->st)) == 0)
-		d->has_stats = true;
-	if ((rc == 0 || rc == -ENOENT) && (rc = d4_block_uuid_get(&t, d->uuid, &d->block)) == 0)
-		d->has_block = true;
-	if ((rc == 0 || rc == -ENOENT) && (rc = d4_kick_get(&t, d->uuid, &d->kick)) == 0)
-		d->has_kick = true;
+	rc = d4_sensor_view_load(&t, uuid, d);
 	d4_txn_abort(&t);
-	if (rc != 0 && rc != -ENOENT) {
+	if (rc != 0) {
 		web_store_error(r, rc, "sensor");
 		goto out;
 	}
@@ -491,7 +340,7 @@ void api_sensor_show(struct web_req *r)
 		web_error(r, MHD_HTTP_NOT_FOUND, "sensor %s is not registered", d->uuid_text);
 		goto out;
 	}
-	web_reply(r, MHD_HTTP_OK, show_json(d, r->now));
+	web_reply(r, MHD_HTTP_OK, d4_sensor_view_json(d, r->now));
 out:
 	OPENSSL_cleanse(d->s.hmac_key, sizeof(d->s.hmac_key));
 	free(d);
@@ -855,7 +704,7 @@ void api_sensor_update(struct web_req *r)
 		goto out;
 	s.updated = r->now;
 	web_reply(r, MHD_HTTP_OK,
-	          json_pack("{s:s, s:o}", "uuid", uuid_text, "registration", registration_json(&s)));
+	          json_pack("{s:s, s:o}", "uuid", uuid_text, "registration", d4_sensor_registration_json(&s)));
 out:
 	OPENSSL_cleanse(s.hmac_key, sizeof(s.hmac_key));
 }

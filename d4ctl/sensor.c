@@ -27,6 +27,7 @@
 #include "d4_keyfile.h"
 #include "d4_net.h"
 #include "d4_proto.h"
+#include "d4_sensor_view.h"
 #include "d4_uuid.h"
 #include "d4ctl.h"
 
@@ -284,15 +285,6 @@ out:
 
 /* ---- show ---- */
 
-struct show_data {
-	uint8_t uuid[D4_UUID_SIZE];
-	char uuid_text[D4_UUID_STR_LEN + 1];
-	bool registered, has_stats, has_block, has_kick;
-	struct d4_sensor s;
-	struct d4_sensor_stats st;
-	struct d4_block_uuid block;
-	uint64_t kick;
-};
 
 static void hex_of(const uint8_t *b, size_t n, char *out)
 {
@@ -324,124 +316,7 @@ static void ip_text(const uint8_t addr[D4_IP_SIZE], char out[D4_IP_STR_MAX])
 		snprintf(out, D4_IP_STR_MAX, "?");
 }
 
-static json_t *show_json(const struct show_data *d, uint64_t now)
-{
-	const struct d4_sensor *s = &d->s;
-	const struct d4_sensor_stats *st = &d->st;
-	char pin[2 * D4_CERT_PIN_SIZE + 1], ip[D4_IP_STR_MAX];
-	json_t *o = json_object(), *x;
-
-	if (o == NULL)
-		return NULL;
-	if (json_object_set_new(o, "uuid", json_string(d->uuid_text)) != 0)
-		goto fail;
-	if (d->registered) {
-		json_t *groups = json_array();
-		if (groups == NULL)
-			goto fail;
-		for (unsigned i = 0; i < s->settings.n_groups; i++)
-			if (json_array_append_new(groups, json_string(s->settings.groups[i])) != 0) {
-				json_decref(groups);
-				goto fail;
-			}
-		if (s->settings.has_cert_pin)
-			hex_of(s->settings.cert_pin, D4_CERT_PIN_SIZE, pin);
-		x = json_pack("{s:s, s:b, s:o, s:o, s:{s:b, s:I}, s:s, s:s, s:{s:I, s:I, s:o, s:o}}",
-		              "state", d4_sensor_state_name(s->state), "third_party", s->third_party,
-		              "registered", d4ctl_json_time(s->created), "updated",
-		              d4ctl_json_time(s->updated), "key", "set", s->hmac_key_len > 0, "bytes",
-		              (json_int_t)s->hmac_key_len, "description", s->description, "mail",
-		              s->mail, "settings", "max_payload", (json_int_t)s->settings.max_payload,
-		              "rate_limit_bps", (json_int_t)s->settings.rate_limit_bps, "cert_pin",
-		              s->settings.has_cert_pin ? json_string(pin) : json_null(), "groups",
-		              groups);
-		if (x == NULL || json_object_set_new(o, "registration", x) != 0)
-			goto fail;
-	} else if (json_object_set_new(o, "registration", json_null()) != 0) {
-		goto fail;
-	}
-	if (d->has_block && d4_block_active(d->block.expires, now))
-		x = json_pack("{s:o, s:o, s:s}", "since", d4ctl_json_time(d->block.created), "until",
-		              d4ctl_json_time(d->block.expires), "comment", d->block.comment);
-	else
-		x = json_null();
-	if (x == NULL || json_object_set_new(o, "blocked", x) != 0)
-		goto fail;
-	if (json_object_set_new(o, "kick_requested",
-	                        d->has_kick ? d4ctl_json_time(d->kick) : json_null()) != 0)
-		goto fail;
-	if (!d->has_stats) {
-		if (json_object_set_new(o, "statistics", json_null()) != 0)
-			goto fail;
-		return o;
-	}
-
-	json_t *types = json_array(), *metas = json_array(), *addrs = json_array(),
-	       *refusals = json_object(), *err = json_null();
-	if (types == NULL || metas == NULL || addrs == NULL || refusals == NULL)
-		goto fail_stats;
-	for (unsigned ty = 0; ty < D4_TYPES; ty++) {
-		if (st->types[ty].packets == 0 && st->types[ty].bytes == 0)
-			continue;
-		if (json_array_append_new(types, json_pack("{s:i, s:s, s:I, s:I}", "type", (int)ty,
-		                                           "name", d4_type_name(ty), "packets",
-		                                           (json_int_t)st->types[ty].packets,
-		                                           "bytes",
-		                                           (json_int_t)st->types[ty].bytes)) != 0)
-			goto fail_stats;
-	}
-	for (unsigned i = 0; i < st->n_meta; i++)
-		if (json_array_append_new(metas, json_pack("{s:s, s:I, s:I}", "name", st->meta[i].name,
-		                                           "packets",
-		                                           (json_int_t)st->meta[i].c.packets, "bytes",
-		                                           (json_int_t)st->meta[i].c.bytes)) != 0)
-			goto fail_stats;
-	for (unsigned i = 0; i < st->n_addrs; i++) {
-		ip_text(st->addrs[i].addr, ip);
-		if (json_array_append_new(addrs, json_pack("{s:s, s:o}", "address", ip, "time",
-		                                           d4ctl_json_time(st->addrs[i].time))) != 0)
-			goto fail_stats;
-	}
-	for (unsigned r = 1; r < D4_R_COUNT; r++)
-		if (st->refusals[r] != 0 &&
-		    json_object_set_new(refusals, d4_reason_name((enum d4_reason)r),
-		                        json_integer((json_int_t)st->refusals[r])) != 0)
-			goto fail_stats;
-	if (st->last_error.time != 0) {
-		ip_text(st->last_error.peer, ip);
-		json_decref(err);
-		err = json_pack("{s:o, s:s, s:s, s:i, s:s}", "time",
-		                d4ctl_json_time(st->last_error.time), "reason",
-		                d4_reason_name(st->last_error.reason), "peer", ip, "peer_port",
-		                (int)st->last_error.peer_port, "text", st->last_error.text);
-		if (err == NULL)
-			goto fail_stats;
-	}
-	x = json_pack("{s:o, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "first_seen",
-	              d4ctl_json_time(st->first_seen), "last_seen", d4ctl_json_time(st->last_seen),
-	              "packets", (json_int_t)st->total.packets, "bytes",
-	              (json_int_t)st->total.bytes, "active_sessions",
-	              (json_int_t)st->active_sessions, "types", types, "meta_types", metas,
-	              "last_addresses", addrs, "refusals", refusals, "last_error", err,
-	              "skewed_frames", (json_int_t)st->skewed, "last_skew",
-	              (json_int_t)st->last_skew);
-	/* json_pack's "o" steals the references, even when it fails */
-	if (x == NULL || json_object_set_new(o, "statistics", x) != 0)
-		goto fail;
-	return o;
-
-fail_stats:
-	json_decref(types);
-	json_decref(metas);
-	json_decref(addrs);
-	json_decref(refusals);
-	json_decref(err);
-fail:
-	json_decref(o);
-	return NULL;
-}
-
-static void show_text(const struct show_data *d, uint64_t now)
+static void show_text(const struct d4_sensor_view *d, uint64_t now)
 {
 	const struct d4_sensor *s = &d->s;
 	const struct d4_sensor_stats *st = &d->st;
@@ -559,7 +434,7 @@ static int sensor_show(struct d4ctl *ctl, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *where = "sensor show";
-	struct show_data *d = NULL;
+	struct d4_sensor_view *d = NULL;
 	struct d4_txn t;
 	bool in_txn = false;
 	int rc, c;
@@ -578,34 +453,19 @@ static int sensor_show(struct d4ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = one_uuid(where, argc, argv, false, d->uuid)) != 0)
 		goto out;
-	d4_uuid_format(d->uuid, d->uuid_text);
 	if ((rc = d4ctl_begin(where, ctl, &t, false)) != D4CTL_OK)
 		goto out;
 	in_txn = true;
 
 	int src;
-	if ((src = d4_sensor_get(&t, d->uuid, &d->s)) == 0)
-		d->registered = true;
-	else if (src != -ENOENT)
-		goto store_error;
-	if ((src = d4_stats_get(&t, d->uuid, &d->st)) == 0)
-		d->has_stats = true;
-	else if (src != -ENOENT)
-		goto store_error;
-	if ((src = d4_block_uuid_get(&t, d->uuid, &d->block)) == 0)
-		d->has_block = true;
-	else if (src != -ENOENT)
-		goto store_error;
-	if ((src = d4_kick_get(&t, d->uuid, &d->kick)) == 0)
-		d->has_kick = true;
-	else if (src != -ENOENT)
+	if ((src = d4_sensor_view_load(&t, d->uuid, d)) != 0)
 		goto store_error;
 	if (!d->registered && !d->has_stats) {
 		rc = store_fail(where, d->uuid_text, -ENOENT);
 		goto out;
 	}
 	if (ctl->json)
-		rc = d4ctl_json_print(show_json(d, ctl->now));
+		rc = d4ctl_json_print(d4_sensor_view_json(d, ctl->now));
 	else {
 		show_text(d, ctl->now);
 		rc = D4CTL_OK;
