@@ -9,8 +9,12 @@ packages=(
 	# libraries the programs link
 	libssl-dev libuv1-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpcap-dev libargon2-dev
 	zlib1g-dev
+	# analyzers: GMP for the TLS analyzer's batch GCD, libidn2 for passive DNS names
+	libgmp-dev libidn2-dev
 	# tests
 	libcmocka-dev python3 socat openssl procps tcpdump
+	# benchmarks (bench/): an HTTP load generator
+	wrk
 	# operator tools for the store (mdb_stat, mdb_dump)
 	lmdb-utils
 	# the web UI test: headless Chromium (driven by playwright-core from npm)
