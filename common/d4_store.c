@@ -808,7 +808,7 @@ static int sensor_walk_fn(const MDB_val *k, const MDB_val *v, void *ctx, enum wa
 	return sw->cb(&sw->s, sw->ctx);
 }
 
-int d4_sensor_iterate(struct d4_txn *t, d4_sensor_cb cb, void *ctx)
+int d4_sensor_iterate_from(struct d4_txn *t, const uint8_t *from, d4_sensor_cb cb, void *ctx)
 {
 	struct sensor_walk *sw = malloc(sizeof(*sw));
 	int rc;
@@ -817,9 +817,14 @@ int d4_sensor_iterate(struct d4_txn *t, d4_sensor_cb cb, void *ctx)
 		return -ENOMEM;
 	sw->cb = cb;
 	sw->ctx = ctx;
-	rc = db_walk(t, DB_SENSORS, NULL, 0, sensor_walk_fn, sw);
+	rc = db_walk(t, DB_SENSORS, from, from != NULL ? D4_UUID_SIZE : 0, sensor_walk_fn, sw);
 	free(sw);
 	return rc;
+}
+
+int d4_sensor_iterate(struct d4_txn *t, d4_sensor_cb cb, void *ctx)
+{
+	return d4_sensor_iterate_from(t, NULL, cb, ctx);
 }
 
 /* ---- blocklists ---- */

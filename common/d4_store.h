@@ -173,6 +173,8 @@ int d4_sensor_get(struct d4_txn *t, const uint8_t uuid[D4_UUID_SIZE], struct d4_
 int d4_sensor_delete(struct d4_txn *t, const uint8_t uuid[D4_UUID_SIZE]);
 /* In uuid order. A nonzero callback return stops the walk and is returned. */
 int d4_sensor_iterate(struct d4_txn *t, d4_sensor_cb cb, void *ctx);
+/* The same from the first sensor whose uuid is >= from (a page's cursor); NULL: the first. */
+int d4_sensor_iterate_from(struct d4_txn *t, const uint8_t *from, d4_sensor_cb cb, void *ctx);
 
 /* ---- blocklists ---- */
 

@@ -189,6 +189,9 @@ struct list_walk {
 	int type;       /* -1: any */
 	const char *q;  /* NULL: no search */
 	uint64_t now;
+	unsigned limit;   /* sensors in one page */
+	unsigned count;   /* in this page so far */
+	char next[D4_UUID_STR_LEN + 1]; /* the first sensor of the next page, "" at the end */
 	struct d4_sensor_stats st;
 	struct d4_block_uuid b;
 };
@@ -223,6 +226,11 @@ static int list_cb(const struct d4_sensor *s, void *ctx)
 		return rc;
 	if (lw->type >= 0 && lw->st.types[lw->type].packets == 0)
 		return 0;
+	if (lw->count == lw->limit) { /* one match past the page: where the next one starts */
+		memcpy(lw->next, uuid, sizeof(lw->next));
+		return 1;
+	}
+	lw->count++;
 	rc = d4_block_uuid_check(lw->t, s->uuid, lw->now, &lw->b);
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
@@ -253,10 +261,21 @@ static int parse_type_text(const char *s)
 	return -1;
 }
 
+/*
+ * GET /api/v1/sensors: a page of at most `limit` sensors (default 100, at most 1000) in uuid
+ * order, from `cursor` on; when more match, X-Next-Cursor names the first sensor of the next
+ * page (the same query with cursor=that uuid). A page keeps the reply small whatever the size
+ * of the network: the list is what the UI and scripts poll.
+ */
+#define SENSOR_PAGE_DEFAULT 100u
+#define SENSOR_PAGE_MAX 1000u
+
 void api_sensors_list(struct web_req *r)
 {
 	const char *status = web_query(r, "status"), *type = web_query(r, "type"),
-	           *q = web_query(r, "q");
+	           *q = web_query(r, "q"), *limit = web_query(r, "limit"),
+	           *cursor = web_query(r, "cursor");
+	uint8_t from[D4_UUID_SIZE];
 	struct list_walk *lw = calloc(1, sizeof(*lw)); /* holds a 7 KiB statistics record */
 	struct d4_txn t;
 	int rc;
@@ -282,9 +301,27 @@ void api_sensors_list(struct web_req *r)
 		goto out;
 	}
 	lw->q = q != NULL && q[0] != '\0' ? q : NULL;
+	lw->limit = SENSOR_PAGE_DEFAULT;
+	if (limit != NULL && limit[0] != '\0') {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(limit, &end, 10);
+		if (errno != 0 || *end != '\0' || limit[0] == '-' || v < 1 || v > SENSOR_PAGE_MAX) {
+			web_error(r, MHD_HTTP_BAD_REQUEST, "limit: 1 to %u", SENSOR_PAGE_MAX);
+			goto out;
+		}
+		lw->limit = (unsigned)v;
+	}
+	if (cursor != NULL && cursor[0] != '\0' && d4_uuid_parse_str(cursor, from) != 0) {
+		web_error(r, MHD_HTTP_BAD_REQUEST, "cursor: a sensor uuid (X-Next-Cursor)");
+		goto out;
+	}
+	bool has_cursor = cursor != NULL && cursor[0] != '\0';
 	if (web_begin(r, &t, false) != 0)
 		goto out;
-	bool cacheable = lw->status < 0 && lw->type < 0 && lw->q == NULL;
+	/* the first page of the unfiltered list is what dashboards poll: built once a second */
+	bool cacheable = lw->status < 0 && lw->type < 0 && lw->q == NULL && !has_cursor &&
+	                 lw->limit == SENSOR_PAGE_DEFAULT;
 	uint64_t gen = 0;
 	if (cacheable && d4_policy_generation(&t, &gen) == 0 &&
 	    web_cache_reply(r, &r->w->sensor_list, gen)) {
@@ -292,12 +329,13 @@ void api_sensors_list(struct web_req *r)
 		goto out;
 	}
 	lw->t = &t;
-	rc = d4_sensor_iterate(&t, list_cb, lw);
+	rc = d4_sensor_iterate_from(&t, has_cursor ? from : NULL, list_cb, lw);
 	d4_txn_abort(&t);
-	if (rc != 0) {
+	if (rc < 0) {
 		web_store_error(r, rc, "sensors");
 		goto out;
 	}
+	snprintf(r->next_cursor, sizeof(r->next_cursor), "%s", lw->next);
 	if (cacheable) {
 		char *text = json_dumps(lw->arr, JSON_COMPACT);
 		if (text != NULL) {

@@ -126,6 +126,7 @@ static void cache_copy_out(struct web_req *r, const struct web_cache *c)
 		return;
 	}
 	memcpy(copy, c->text, c->len + 1);
+	memcpy(r->next_cursor, c->next_cursor, sizeof(r->next_cursor));
 	r->status = MHD_HTTP_OK;
 	r->text = copy;
 	r->text_len = c->len;
@@ -149,6 +150,7 @@ void web_cache_store(struct web_req *r, struct web_cache *c, char *text, size_t 
 	c->generation = generation;
 	c->built_ms = monotonic_ms();
 	c->content_type = content_type;
+	memcpy(c->next_cursor, r->next_cursor, sizeof(c->next_cursor));
 	cache_copy_out(r, c);
 }
 
@@ -521,6 +523,8 @@ headers:
 		ok &= add_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie) == MHD_YES;
 	if (r->allow[0] != '\0')
 		ok &= add_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES;
+	if (r->next_cursor[0] != '\0')
+		ok &= add_header(resp, "X-Next-Cursor", r->next_cursor) == MHD_YES;
 	if (r->retry_after != 0) {
 		char ra[24];
 		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)r->retry_after);

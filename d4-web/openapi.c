@@ -49,8 +49,10 @@ static const struct op ops[] = {
 	 "200,400,401,403,409", false},
 	{"get", "/api/v1/sensors/monitoring/errors", R, "Sensors with their last error", NULL, NULL,
 	 "200,401,403", false},
-	{"get", "/api/v1/sensors", R, "List sensors (filter by state, type seen, text)", "status,type,q",
-	 NULL, "200,400,401,403", false},
+	{"get", "/api/v1/sensors", R,
+	 "List sensors (filter by state, type seen, text), a page of `limit` (default 100, at most "
+	 "1000) from `cursor`; the X-Next-Cursor header names the next page's cursor",
+	 "status,type,q,limit,cursor", NULL, "200,400,401,403", false},
 	{"get", "/api/v1/sensors/{uuid}", R,
 	 "One sensor: registration (never the key), settings, block, statistics", NULL, NULL,
 	 "200,400,401,403,404", false},

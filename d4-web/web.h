@@ -98,6 +98,7 @@ struct web_cache {
 	uint64_t generation;
 	uint64_t built_ms;
 	const char *content_type;
+	char next_cursor[64]; /* the reply's X-Next-Cursor */
 };
 
 struct web {
@@ -166,6 +167,7 @@ struct web_req {
 	char etag[24];
 	char set_cookie[256];
 	char allow[64];
+	char next_cursor[64]; /* a paged list: X-Next-Cursor, where the next page starts */
 	uint64_t retry_after;
 };
 

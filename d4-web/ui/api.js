@@ -47,6 +47,16 @@ D4.onMustChange = () => {};
 
 /* One request. body: a value sent as JSON. Returns the parsed reply; throws D4.ApiError. */
 D4.call = async function (method, path, body) {
+	return (await request(method, path, body)).json;
+};
+
+/* A page of a paged list: { rows, next } where next is the X-Next-Cursor (null at the end). */
+D4.page = async function (path) {
+	const r = await request('GET', path);
+	return { rows: r.json, next: r.resp.headers.get('X-Next-Cursor') };
+};
+
+async function request(method, path, body) {
 	const headers = { 'Accept': 'application/json' };
 	const opts = { method, headers, credentials: 'same-origin', cache: 'no-store' };
 	if (body !== undefined) {
@@ -68,7 +78,7 @@ D4.call = async function (method, path, body) {
 		json = null;
 	}
 	if (resp.ok)
-		return json;
+		return { json, resp };
 	const reason = (json && json.reason) || resp.statusText || ('HTTP ' + resp.status);
 	const err = new D4.ApiError(resp.status, reason);
 	if (resp.status === 401 && path !== '/api/v1/login' && path !== '/api/v1/password')
@@ -76,7 +86,7 @@ D4.call = async function (method, path, body) {
 	else if (resp.status === 403 && reason === 'password change required')
 		D4.onMustChange(err);
 	throw err;
-};
+}
 
 D4.get = (path) => D4.call('GET', path);
 D4.post = (path, body) => D4.call('POST', path, body);

@@ -447,15 +447,26 @@ function viewSensors() {
 	const status = h('select', { id: 'sensor-status' },
 		['', 'pending', 'approved', 'rejected'].map((v) => h('option', { value: v }, v || 'any state')));
 	const list = h('div', {});
+	/* the API pages the list (100 a page, at most 1000): "show more" widens the one page
+	 * polled, and past 1000 the search narrows it */
+	let limit = 100;
 	const load = async (gen) => {
-		const rows = await D4.get('/api/v1/sensors' + D4.query({ q: q.value.trim(), status: status.value }));
+		const page = await D4.page('/api/v1/sensors' +
+			D4.query({ q: q.value.trim(), status: status.value, limit }));
 		if (gen !== viewGen)
 			return;
+		const rows = page.rows;
 		rows.sort((a, b) => String(b.last_seen).localeCompare(String(a.last_seen)) ||
 			a.uuid.localeCompare(b.uuid));
-		list.replaceChildren(h('p', { class: 'muted' }, rows.length + ' sensor(s)'),
+		const more = page.next === null ? null : limit < 1000
+			? h('button', { id: 'sensor-more', onclick: () => {
+				limit = Math.min(1000, limit + 100);
+				load(viewGen).catch((e) => flash(e.message, 'error'));
+			} }, 'show more')
+			: h('span', { class: 'muted' }, 'the first 1000 are shown: search to narrow the list');
+		list.replaceChildren(h('p', { class: 'muted' }, rows.length + ' sensor(s)' + (page.next ? ' shown, more match' : '')),
 			table(['uuid', 'status', 'description', 'last seen', 'packets', 'bytes'],
-				rows.map(sensorRow), 'no sensor matches'));
+				rows.map(sensorRow), 'no sensor matches'), more);
 	};
 	let debounce = null;
 	q.addEventListener('input', () => {
@@ -654,7 +665,7 @@ function viewPending() {
 		h('p', { class: 'muted' }, 'Sensors registered with POST /api/v1/add/sensor/register wait here ' +
 			'until an operator approves them; d4-ingest refuses them until then.'), list);
 	const load = async (gen) => {
-		const rows = await D4.get('/api/v1/sensors?status=pending');
+		const rows = await D4.get('/api/v1/sensors?status=pending&limit=1000');
 		if (gen !== viewGen)
 			return;
 		const refresh = () => load(viewGen);

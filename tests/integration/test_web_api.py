@@ -365,6 +365,21 @@ class WebApiTest(unittest.TestCase):
         self.assertEqual(admin.get("/api/v1/sensors?type=pcap").json, [])
         self.assertEqual(admin.get("/api/v1/sensors?status=bogus").status, 400)
         self.assertEqual(admin.get("/api/v1/sensors?type=bogus").status, 400)
+        # pages: limit and cursor walk the whole list in uuid order, once each
+        r = admin.get("/api/v1/sensors")
+        self.assertIsNone(r.header("X-Next-Cursor"))  # both fit in the default page
+        r = admin.get("/api/v1/sensors?limit=1")
+        self.assertEqual((r.status, len(r.json)), (200, 1))
+        first, cursor = r.json[0]["uuid"], r.header("X-Next-Cursor")
+        self.assertEqual(first, min(u, other))
+        self.assertEqual(cursor, max(u, other))
+        r = admin.get("/api/v1/sensors?limit=1&cursor=" + cursor)
+        self.assertEqual([s["uuid"] for s in r.json], [max(u, other)])
+        self.assertIsNone(r.header("X-Next-Cursor"))
+        r = admin.get("/api/v1/sensors?limit=1&q=honeypot")  # a filtered page ends with its match
+        self.assertEqual(([s["uuid"] for s in r.json], r.header("X-Next-Cursor")), ([u], None))
+        for bad in ("limit=0", "limit=1001", "limit=-1", "limit=x", "cursor=nope"):
+            self.assertEqual(admin.get("/api/v1/sensors?" + bad).status, 400, bad)
         # approve / reject
         r = admin.post("/api/v1/sensors/%s/approve" % u)
         self.assertEqual((r.status, r.json["state"], r.json["changed"]), (200, "approved", True))
