@@ -231,7 +231,8 @@ function route() {
 /* The header: navigation and user for a logged-in session, the current view marked. */
 function updateChrome(path) {
 	const logged = !!D4.session.csrf && !D4.session.mustChange;
-	document.getElementById('nav').hidden = !logged;
+	// sensor-register may read nothing: no view to navigate to
+	document.getElementById('nav').hidden = !logged || D4.session.role === 'sensor-register';
 	document.getElementById('who').hidden = !D4.session.csrf;
 	document.getElementById('who-name').textContent =
 		D4.session.user ? D4.session.user + ' (' + D4.session.role + ')' : '';

@@ -176,6 +176,15 @@ def main():
                             s.send(frame(data["uuid"], 3, KEY, b"after the block\n"))
                             assert s.closed_by_server(5), "a blocked sensor was accepted"
                             s.close()
+                        elif what == "user":
+                            # a user of that role, made by the admin through the API, with a
+                            # password of its own (so no change is required at first login)
+                            name = data["role"].replace("-", "") + "1"
+                            pw = "password-of-" + name
+                            r = api.post("/api/v1/users", {"name": name, "role": data["role"],
+                                                           "password": pw})
+                            assert r.status in (200, 201), r
+                            reply = {"name": name, "password": pw}
                         elif what == "check-token":
                             r = Client(web, token=data["token"]).get("/api/v1/info")
                             assert r.status == 200 and r.json["you"]["user"] == "admin", r

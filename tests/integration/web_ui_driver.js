@@ -172,6 +172,50 @@ async function main() {
 	await page.waitForSelector('#login-form');
 	await screenshot(page, 'logged-out');
 
+	// 8. the other roles: read-only sees everything and can change nothing; sensor-register
+	// sees nothing
+	const login = async (user, password) => {
+		await page.goto(URL + '/#/login');
+		await page.waitForSelector('#login-form');
+		await page.fill('#login-user', user);
+		await page.fill('#login-password', password);
+		await page.click('#login-form button[type=submit]');
+		// a password set by an admin must be changed first
+		await page.waitForFunction(() => document.querySelector('#password-form') ||
+			document.querySelector('main[data-view=viewDashboard] [data-card=connected]') ||
+			/Sensor registration only/.test(document.body.textContent));
+		if (await page.$('#password-form')) {
+			await page.fill('#pw-old', password);
+			await page.fill('#pw-new', password + '-mine');
+			await page.fill('#pw-confirm', password + '-mine');
+			await page.click('#password-form button[type=submit]');
+			await page.waitForSelector('#password-form', { state: 'detached' });
+		}
+	};
+	const viewer = await need('user', { role: 'read-only' });
+	await login(viewer.name, viewer.password);
+	await page.waitForSelector('main[data-view=viewDashboard] [data-card=connected]');
+	await page.goto(URL + '/#/sensor/' + uuid);
+	await page.waitForSelector('#sensor-badges .badge.blocked');
+	for (const action of ['block', 'unblock', 'kick', 'approve', 'reject', 'delete'])
+		if (await page.$(`button[data-action=${action}]`))
+			throw new Error('read-only is offered the button ' + action);
+	if (await page.isVisible('#nav a[href="#/users"]'))
+		throw new Error('read-only is offered the users view');
+	await page.goto(URL + '/#/sensors');
+	await page.waitForSelector(`tr[data-uuid="${uuid}"]`);
+	await screenshot(page, 'read-only-sensors');
+	log('read-only: views without actions');
+	await page.click('#logout');
+	await page.waitForSelector('#login-form');
+	const registrar = await need('user', { role: 'sensor-register' });
+	await login(registrar.name, registrar.password);
+	await page.waitForSelector('text=Sensor registration only');
+	if (await page.isVisible('#nav'))
+		throw new Error('sensor-register is offered the navigation');
+	await screenshot(page, 'sensor-register');
+	log('sensor-register: nothing to see');
+
 	await context.close();
 	for (const p of problems)
 		process.stdout.write('problem: ' + p + '\n');
