@@ -724,6 +724,19 @@ static int load_tuning(struct client_conf *c, const struct client_opts *o, char 
 		        2 * ((uint64_t)c->snaplen + D4_HEADER_SIZE));
 		return -1;
 	}
+	/* the window covers what a broken connection may have swallowed: both socket buffers
+	 * (a few MB each on Linux) and what a server process held when it died */
+	c->resend_max = c->dst_kind == DST_STDOUT ? 0 : 16ull * 1024 * 1024;
+	c->resend_age_ms = 60000;
+	if (o->resend != NULL && clientconf_parse_size(o->resend, &c->resend_max) != 0) {
+		set_err(err, errlen, "--resend: \"%s\" is not a size (16M, 0, ...)", o->resend);
+		return -1;
+	}
+	if (o->resend_age != NULL &&
+	    clientconf_parse_duration_ms(o->resend_age, &c->resend_age_ms) != 0) {
+		set_err(err, errlen, "--resend-age: \"%s\" is not a duration", o->resend_age);
+		return -1;
+	}
 	c->on_full = FULL_AUTO;
 	if (o->on_full != NULL) {
 		if (strcmp(o->on_full, "drop") == 0)

@@ -56,6 +56,8 @@ struct client_opts {
 	const char *cert;
 	const char *cert_key;
 	const char *buffer;
+	const char *resend;
+	const char *resend_age;
 	const char *on_full;
 	const char *flush_timeout;
 	const char *connect_timeout;
@@ -96,6 +98,8 @@ struct client_conf {
 	size_t metaheader_len;
 
 	uint64_t buffer_max;
+	uint64_t resend_max;    /* the resend window (framequeue.h); 0: none */
+	uint64_t resend_age_ms;
 	enum full_policy on_full;
 	uint64_t flush_timeout_ms;
 	uint64_t connect_timeout_ms;

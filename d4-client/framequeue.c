@@ -42,18 +42,76 @@ void framequeue_init(struct framequeue *q, uint64_t max_bytes)
 	q->head_busy = false;
 	q->dropped_frames = 0;
 	q->dropped_bytes = 0;
+	q->sent_head = NULL;
+	q->sent_tail = NULL;
+	q->sent_count = 0;
+	q->sent_bytes = 0;
+	q->resend_max_bytes = 0;
+	q->resend_max_ms = 0;
+	q->resent_frames = 0;
 }
 
-void framequeue_free(struct framequeue *q)
+static void free_list(struct frame *f)
 {
-	struct frame *f = q->head;
-
 	while (f != NULL) {
 		struct frame *next = f->next;
 		frame_free(f);
 		f = next;
 	}
+}
+
+void framequeue_free(struct framequeue *q)
+{
+	uint64_t rb = q->resend_max_bytes, rms = q->resend_max_ms;
+
+	free_list(q->head);
+	free_list(q->sent_head);
 	framequeue_init(q, q->max_bytes);
+	framequeue_set_resend(q, rb, rms);
+}
+
+void framequeue_set_resend(struct framequeue *q, uint64_t max_bytes, uint64_t max_ms)
+{
+	q->resend_max_bytes = max_bytes;
+	q->resend_max_ms = max_ms;
+}
+
+/* Frees the window's oldest frames past its bounds (bytes, and age at now_ms). */
+static void trim_sent(struct framequeue *q, uint64_t now_ms)
+{
+	while (q->sent_head != NULL &&
+	       (q->sent_bytes > q->resend_max_bytes ||
+	        now_ms - q->sent_head->sent_ms > q->resend_max_ms)) {
+		struct frame *f = q->sent_head;
+		q->sent_head = f->next;
+		if (q->sent_head == NULL)
+			q->sent_tail = NULL;
+		q->sent_count--;
+		q->sent_bytes -= f->len;
+		frame_free(f);
+	}
+}
+
+size_t framequeue_resend(struct framequeue *q, uint64_t now_ms)
+{
+	size_t n;
+
+	trim_sent(q, now_ms);
+	if (q->sent_head == NULL)
+		return 0;
+	/* the head is not on the wire any more (framequeue_rewind): the window goes before it */
+	q->sent_tail->next = q->head;
+	if (q->head == NULL)
+		q->tail = q->sent_tail;
+	q->head = q->sent_head;
+	q->count += q->sent_count;
+	q->bytes += q->sent_bytes;
+	n = q->sent_count;
+	q->resent_frames += n;
+	q->sent_head = q->sent_tail = NULL;
+	q->sent_count = 0;
+	q->sent_bytes = 0;
+	return n;
 }
 
 bool framequeue_would_drop(const struct framequeue *q, size_t len)
@@ -107,7 +165,7 @@ size_t framequeue_push(struct framequeue *q, struct frame *f)
 	return dropped;
 }
 
-void framequeue_pop(struct framequeue *q)
+void framequeue_pop(struct framequeue *q, uint64_t now_ms)
 {
 	struct frame *f = q->head;
 
@@ -120,5 +178,18 @@ void framequeue_pop(struct framequeue *q)
 	q->bytes -= f->len;
 	q->head_off = 0;
 	q->head_busy = false;
-	frame_free(f);
+	if (q->resend_max_bytes == 0 || f->len > q->resend_max_bytes) {
+		frame_free(f);
+		return;
+	}
+	f->next = NULL;
+	f->sent_ms = now_ms;
+	if (q->sent_tail != NULL)
+		q->sent_tail->next = f;
+	else
+		q->sent_head = f;
+	q->sent_tail = f;
+	q->sent_count++;
+	q->sent_bytes += f->len;
+	trim_sent(q, now_ms);
 }

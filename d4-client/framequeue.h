@@ -14,6 +14,15 @@
  * as being written even before its first byte is accepted: a TLS write that
  * would block has already sealed the bytes into a record and must be retried
  * with the same frame, so that frame may not be discarded.
+ *
+ * The resend window: a frame written whole is not freed at once but kept on a
+ * second list for a while (bounded in bytes and in age). D4 has no
+ * acknowledgement, so when a connection breaks the client cannot know what the
+ * server took: what sat in the socket buffers of both ends, or in a server
+ * process that was killed, is gone. framequeue_resend() puts the window back
+ * in front of the queue, to be sent again byte for byte on the next
+ * connection; d4-dispatch recognises the frames it already delivered by their
+ * HMAC and skips them (docs/client.md, "Reconnecting"; docs/dispatch.md).
  */
 #ifndef D4_CLIENT_FRAMEQUEUE_H
 #define D4_CLIENT_FRAMEQUEUE_H
@@ -24,6 +33,7 @@
 
 struct frame {
 	struct frame *next;
+	uint64_t sent_ms; /* when it was written whole (on the sent list) */
 	size_t len;     /* header + payload */
 	uint8_t data[]; /* len bytes */
 };
@@ -38,6 +48,14 @@ struct framequeue {
 	bool head_busy;     /* a write of head is under way (TLS holds its record) */
 	uint64_t dropped_frames;
 	uint64_t dropped_bytes;
+	/* the resend window: frames written whole, oldest first */
+	struct frame *sent_head;
+	struct frame *sent_tail;
+	size_t sent_count;
+	uint64_t sent_bytes;
+	uint64_t resend_max_bytes; /* 0: no window (frames are freed once written) */
+	uint64_t resend_max_ms;    /* frames older than this are not sent again */
+	uint64_t resent_frames;    /* put back by framequeue_resend(), in total */
 };
 
 /* A frame with room for `payload_len` payload bytes; NULL when out of memory. */
@@ -58,8 +76,15 @@ static inline struct frame *framequeue_head(const struct framequeue *q)
 {
 	return q->head;
 }
-/* Removes and frees the head frame (it was written whole). */
-void framequeue_pop(struct framequeue *q);
+/* Keeps frames written whole for a reconnect: at most max_bytes, for at most max_ms. */
+void framequeue_set_resend(struct framequeue *q, uint64_t max_bytes, uint64_t max_ms);
+/* Removes the head frame (it was written whole): into the resend window, or freed. */
+void framequeue_pop(struct framequeue *q, uint64_t now_ms);
+/*
+ * The connection was lost: the resend window's frames that are not too old go back in
+ * front of the queue (after framequeue_rewind()). Returns how many.
+ */
+size_t framequeue_resend(struct framequeue *q, uint64_t now_ms);
 /* The connection was lost: the head frame, if begun, must go out again whole. */
 static inline void framequeue_rewind(struct framequeue *q)
 {

@@ -143,6 +143,10 @@ static void usage(FILE *out)
 	        "      --retry-max DUR     longest wait between connection attempts (default 60s)\n"
 	        "      --keepalive DUR     TCP keepalive idle time, 0 to disable (default 30s)\n"
 	        "      --eof-frame         send a zero-length frame at the end of the input\n"
+	        "      --resend SIZE       after a reconnect, send again the last frames written\n"
+	        "                          (at most SIZE, default 16M; 0: never): d4 skips those\n"
+	        "                          it already has, nothing is lost when a server dies\n"
+	        "      --resend-age DUR    only frames written this recently (default 60s)\n"
 	        "\n"
 	        "Live capture (source pcap:IFACE):\n"
 	        "      --pcap-filter EXPR  BPF filter (the connection to the server is always excluded)\n"
@@ -177,6 +181,8 @@ enum {
 	OPT_RETRY_MAX,
 	OPT_KEEPALIVE,
 	OPT_EOF_FRAME,
+	OPT_RESEND,
+	OPT_RESEND_AGE,
 	OPT_PCAP_FILTER,
 	OPT_NO_PROMISC,
 	OPT_LOG_LEVEL,
@@ -207,6 +213,8 @@ static const struct option long_opts[] = {
 	{"retry-max", required_argument, NULL, OPT_RETRY_MAX},
 	{"keepalive", required_argument, NULL, OPT_KEEPALIVE},
 	{"eof-frame", no_argument, NULL, OPT_EOF_FRAME},
+	{"resend", required_argument, NULL, OPT_RESEND},
+	{"resend-age", required_argument, NULL, OPT_RESEND_AGE},
 	{"pcap-filter", required_argument, NULL, OPT_PCAP_FILTER},
 	{"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
 	{"verbose", no_argument, NULL, 'v'},
@@ -252,6 +260,8 @@ static int parse_args(int argc, char **argv, struct client_opts *o, enum d4_log_
 		case OPT_RETRY_MAX: o->retry_max = optarg; break;
 		case OPT_KEEPALIVE: o->keepalive = optarg; break;
 		case OPT_EOF_FRAME: o->eof_frame = true; break;
+		case OPT_RESEND: o->resend = optarg; break;
+		case OPT_RESEND_AGE: o->resend_age = optarg; break;
 		case OPT_PCAP_FILTER: o->pcap_filter = optarg; break;
 		case OPT_NO_PROMISC: o->no_promisc = true; break;
 		case OPT_FIXED_TIMESTAMP: o->fixed_timestamp = optarg; break;
@@ -505,6 +515,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	framequeue_init(&c.queue, c.conf.buffer_max);
+	framequeue_set_resend(&c.queue, c.conf.resend_max, c.conf.resend_age_ms);
 	if (setup_signals(&c) != 0) {
 		d4_log(D4_LOG_ERR, "signal_setup_failed", "reason", strerror(errno), NULL);
 		goto out;

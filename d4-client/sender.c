@@ -7,7 +7,9 @@
  * copy with the rest of that session). Bytes accepted by the kernel before a
  * connection died cannot be known to have arrived: D4 has no
  * acknowledgements, so frames already written on a connection that breaks
- * may be lost. The polite close at the end (TLS close_notify, shutdown of our
+ * may be lost: the resend window (framequeue.h) sends the last ones again on
+ * the next connection, and d4-dispatch skips those it already delivered. The
+ * polite close at the end (TLS close_notify, shutdown of our
  * direction, wait for the server's close) is what makes "exit 0" mean the
  * server read everything.
  *
@@ -331,12 +333,16 @@ static void lost(struct sender *s, struct framequeue *q, uint64_t now, const cha
 {
 	char unsent[24];
 
+	char resend[24];
+
 	framequeue_rewind(q);
+	/* what the lost connection carried may not have arrived: send it again */
+	(void)snprintf(resend, sizeof(resend), "%zu", framequeue_resend(q, now));
 	if (now - s->up_since >= STABLE_CONNECTION_MS)
 		s->backoff_ms = s->conf->retry_min_ms;
 	(void)snprintf(unsent, sizeof(unsent), "%zu", q->count);
 	d4_log(D4_LOG_WARN, "disconnected", "destination", s->dest, "peer", s->peer, "reason",
-	       reason, "queued_frames", unsent, NULL);
+	       reason, "queued_frames", unsent, "resend_frames", resend, NULL);
 	retry_later_at(s, now, D4_LOG_INFO, "reconnect_scheduled", reason);
 }
 
@@ -385,7 +391,8 @@ static ssize_t link_write(struct sender *s, const uint8_t *buf, size_t len, char
 }
 
 /* Writes the meta header then queued frames until the link would block. 0 or -1 (why). */
-static int send_some(struct sender *s, struct framequeue *q, char *why, size_t whylen)
+static int send_some(struct sender *s, struct framequeue *q, uint64_t now, char *why,
+                     size_t whylen)
 {
 	for (int i = 0; i < WRITES_PER_STEP; i++) {
 		const uint8_t *buf;
@@ -419,7 +426,7 @@ static int send_some(struct sender *s, struct framequeue *q, char *why, size_t w
 		} else {
 			q->head_off += (size_t)n;
 			if (q->head_off == f->len) {
-				framequeue_pop(q);
+				framequeue_pop(q, now);
 				s->frames_sent++;
 			}
 		}
@@ -621,13 +628,13 @@ uint64_t sender_deadline(const struct sender *s)
 	}
 }
 
-static int step_stdout(struct sender *s, short ev, struct framequeue *q)
+static int step_stdout(struct sender *s, short ev, struct framequeue *q, uint64_t now)
 {
 	char why[256];
 
 	if (ev == 0 && !s->meta_pending && q->head == NULL)
 		return 0;
-	if (send_some(s, q, why, sizeof(why)) == 0)
+	if (send_some(s, q, now, why, sizeof(why)) == 0)
 		return 0;
 	s->state = SND_BROKEN;
 	d4_log(D4_LOG_ERR, "stdout_failed", "reason", why, NULL);
@@ -652,7 +659,7 @@ int sender_step(struct sender *s, short sock_ev, short res_ev, struct framequeue
 	}
 	switch (s->state) {
 	case SND_STDOUT:
-		return step_stdout(s, sock_ev, q);
+		return step_stdout(s, sock_ev, q, now);
 	case SND_BACKOFF:
 		if (timed_out)
 			attempt(s, now);
@@ -700,7 +707,7 @@ int sender_step(struct sender *s, short sock_ev, short res_ev, struct framequeue
 			lost(s, q, now, why);
 			break;
 		}
-		if (send_some(s, q, why, sizeof(why)) != 0)
+		if (send_some(s, q, now, why, sizeof(why)) != 0)
 			lost(s, q, now, why);
 		break;
 	case SND_CLOSING:

@@ -105,7 +105,10 @@ PY
 
 # in_order INPUT KEY FILE...: the whole frames of FILE... (in that order) are
 # pieces of INPUT in increasing positions, each 254/data frame a contiguous
-# piece; prints "frames=N bytes=M last_end=E". Truncated tails are allowed.
+# piece; prints "frames=N bytes=M last_end=E resent=R". Truncated tails are
+# allowed. A file after the first may open with frames identical (same HMAC)
+# to frames of the files before it, in their order: the client's resend window
+# after a reconnect; they are counted in R and not taken as input again.
 in_order() {
 	python3 - "$@" <<'PY'
 import sys
@@ -116,17 +119,29 @@ key = sys.argv[2].encode()
 pos = 0
 n = 0
 total = 0
+resent = 0
+seen = []
 for path in sys.argv[3:]:
     frames, _ = d4frames.parse(open(path, "rb").read(), key)
+    copies = None  # index in seen of the next expected copy, while the file opens with copies
     for fr in frames:
         assert fr["hmac_ok"], "bad HMAC in %s" % path
         if fr["type"] == 2 or fr["size"] == 0:
             continue
+        if copies is None and seen:
+            copies = seen.index(fr["hmac"]) if fr["hmac"] in seen else -1
+        if copies is not None and copies >= 0:
+            if copies < len(seen) and seen[copies] == fr["hmac"]:
+                copies += 1
+                resent += 1
+                continue
+            copies = -1
+        seen.append(fr["hmac"])
         at = data.find(fr["payload"], pos)
         assert at >= 0, "a frame of %s is not a piece of the input after offset %d" % (path, pos)
         pos = at + fr["size"]
         n += 1
         total += fr["size"]
-print("frames=%d bytes=%d last_end=%d input=%d" % (n, total, pos, len(data)))
+print("frames=%d bytes=%d last_end=%d input=%d resent=%d" % (n, total, pos, len(data), resent))
 PY
 }

@@ -47,6 +47,7 @@ def parse(data, key):
             "timestamp": ts,
             "size": size,
             "payload": payload,
+            "hmac": bytes(mac),
             "hmac_ok": hmac.compare_digest(want, mac),
         })
         off += HEADER.size + size

@@ -76,4 +76,8 @@ case "$summary" in
 *"last_end=$(wc -c <"$TMP/inB.txt") "*) ;;
 *) fail "B: the end of the input did not arrive" ;;
 esac
+# what the dead server may have swallowed went out again first (the resend window)
+case "$summary" in
+*" resent=0") fail "B: no frame was sent again after the reconnect" ;;
+esac
 ok "B: server restarted mid-stream: reconnected, meta header resent, frames whole and in order"
