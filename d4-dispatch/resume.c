@@ -4,9 +4,9 @@
  * A hash table of streams, each with a ring of (8 bytes of HMAC, time) for the frames
  * delivered in the last `keep` seconds. Frames are numbered per stream (seq): the ring holds
  * seq base .. base+count-1, so a session that is matching remembers the seq it expects next
- * and is not disturbed when old frames are forgotten meanwhile. The probe of a new session is
- * one linear scan of the ring (at most max_frames compares, once per session); every other
- * frame costs one compare or one append.
+ * and is not disturbed when old frames are forgotten meanwhile. A probing session looks its
+ * frames up in a hash index of the ring as it was when the session started (built once, freed
+ * when the probe ends); every other frame costs one compare or one append.
  */
 #include "resume.h"
 
@@ -16,7 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { RESUME_DETACHED = 0, RESUME_MATCHING, RESUME_LIVE };
+enum { RESUME_DETACHED = 0, RESUME_PROBING, RESUME_MATCHING, RESUME_LIVE };
+
+/* Open addressing over (mac, seq), built once per probing session: O(1) per probe. */
+struct resume_index {
+	uint32_t mask;
+	struct {
+		uint64_t mac;
+		uint64_t seq1; /* seq + 1; 0: empty */
+	} slot[];
+};
 
 struct resume_stream {
 	struct resume_stream *hnext;
@@ -198,6 +207,50 @@ static void remember(struct resume_table *t, struct resume_stream *st, uint64_t 
 	t->st.frames++;
 }
 
+static struct resume_index *index_build(const struct resume_stream *st)
+{
+	uint32_t cap = 16;
+	struct resume_index *ix;
+
+	while (cap < 2 * st->count)
+		cap *= 2;
+	if ((ix = calloc(1, sizeof(*ix) + (size_t)cap * sizeof(ix->slot[0]))) == NULL)
+		return NULL;
+	ix->mask = cap - 1;
+	/* oldest first, and an occupied slot is never replaced: a mac seen twice keeps its
+	 * earliest seq */
+	for (uint32_t i = 0; i < st->count; i++) {
+		uint64_t mac = st->mac[(st->head + i) % st->cap];
+		uint32_t j = (uint32_t)(mac ^ (mac >> 32)) & ix->mask;
+		while (ix->slot[j].seq1 != 0 && ix->slot[j].mac != mac)
+			j = (j + 1) & ix->mask;
+		if (ix->slot[j].seq1 == 0) {
+			ix->slot[j].mac = mac;
+			ix->slot[j].seq1 = st->base + i + 1;
+		}
+	}
+	return ix;
+}
+
+/* The earliest seq remembered with that mac at the probe's start, or 0 (as seq + 1). */
+static uint64_t index_find(const struct resume_index *ix, uint64_t mac)
+{
+	uint32_t j = (uint32_t)(mac ^ (mac >> 32)) & ix->mask;
+
+	while (ix->slot[j].seq1 != 0) {
+		if (ix->slot[j].mac == mac)
+			return ix->slot[j].seq1;
+		j = (j + 1) & ix->mask;
+	}
+	return 0;
+}
+
+static void end_probe(struct resume_session *s)
+{
+	free(s->index);
+	s->index = NULL;
+}
+
 bool resume_frame(struct resume_table *t, struct resume_session *s, const uint8_t *uuid,
                   const char *meta_type, const uint8_t header[D4_HEADER_SIZE], uint64_t now)
 {
@@ -216,23 +269,34 @@ bool resume_frame(struct resume_table *t, struct resume_session *s, const uint8_
 		st->refs++;
 		st->last_used = now;
 		forget_old(t, st, now);
-		for (uint32_t i = 0; i < st->count; i++) {
-			if (st->mac[(st->head + i) % st->cap] == mac) {
-				s->state = RESUME_MATCHING;
-				s->expect = st->base + i + 1;
-				s->skipped++;
-				t->st.resumed_sessions++;
-				t->st.skipped_frames++;
-				t->st.skipped_bytes += size;
-				return false;
-			}
+		if (st->count > 0 && (s->index = index_build(st)) != NULL) {
+			s->state = RESUME_PROBING;
+			s->probes_left = st->count + 16;
+			s->probe_end = now + t->keep;
 		}
-		remember(t, st, mac, now);
-		return true;
 	}
 	st = s->stream;
 	if (st == NULL)
 		return true;
+	if (s->state == RESUME_PROBING) {
+		uint64_t seq1 = index_find(s->index, mac);
+		if (seq1 != 0) {
+			end_probe(s);
+			s->state = RESUME_MATCHING;
+			s->expect = seq1; /* the seq after the one found */
+			s->skipped++;
+			t->st.resumed_sessions++;
+			t->st.skipped_frames++;
+			t->st.skipped_bytes += size;
+			return false;
+		}
+		if (--s->probes_left == 0 || now > s->probe_end) {
+			end_probe(s);
+			s->state = RESUME_LIVE;
+		}
+		remember(t, st, mac, now);
+		return true;
+	}
 	if (s->state == RESUME_MATCHING) {
 		if (s->expect >= st->base && s->expect - st->base < st->count &&
 		    st->mac[(st->head + (s->expect - st->base)) % st->cap] == mac) {
@@ -251,6 +315,7 @@ bool resume_frame(struct resume_table *t, struct resume_session *s, const uint8_
 void resume_end(struct resume_table *t, struct resume_session *s, uint64_t now)
 {
 	(void)t;
+	end_probe(s);
 	if (s->stream != NULL) {
 		s->stream->refs--;
 		s->stream->last_used = now;

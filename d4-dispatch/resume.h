@@ -9,16 +9,23 @@
  *
  * For every stream — a sensor's (uuid, type, meta-type) — it remembers the HMACs (8 bytes of
  * them) of the frames delivered in the last `keep` seconds, oldest first, at most `max_frames`.
- * A new session of the stream starts in "probe": its first data frame is looked up among them.
- *   - not found: the session is new data; every frame is delivered (and remembered);
+ * A new session of the stream starts in "probe": its data frames are looked up among them
+ * (in an index of the frames remembered when the session started).
+ *   - not found: delivered (and remembered); the probe goes on, for as many frames as were
+ *     remembered (a resent window may begin with frames this dispatcher never saw: sent
+ *     before it restarted) and at most `keep` seconds;
  *   - found at position p: the frame is skipped, and so is every following frame while it
  *     equals the one remembered after it; the first that differs, or the first past the end
  *     of what was remembered, is new and delivered, and the session leaves the check for good.
  * Matching a sequence, not single frames, keeps a sensor's genuinely repeated frames (the same
- * payload twice in one second) from being taken for copies. When the first frame occurs
- * several times, the earliest occurrence is taken: a wrong guess can then only deliver a copy
- * twice, never skip a frame that was not delivered. Type-2 frames (a meta header, rebuilt with
- * a new timestamp on every connection) pass through and do not end the probe.
+ * payload twice in one second) from being taken for copies. When a frame occurs several
+ * times, the earliest occurrence is taken: a wrong guess can then only deliver a copy twice,
+ * never skip a frame that was not delivered. Type-2 frames (a meta header, rebuilt with a new
+ * timestamp on every connection) pass through and do not end the probe.
+ *
+ * What it cannot do: a dispatcher that restarted has forgotten what it delivered before, so a
+ * sensor that reconnects within `keep` seconds of that gets the older part of its window
+ * delivered twice (at least once, never lost).
  *
  * Memory: 12 bytes per frame remembered; frames older than `keep` are forgotten as new ones
  * come, and a stream without sessions is dropped after `keep` seconds, so an idle network
@@ -36,11 +43,16 @@
 struct resume_table;
 struct resume_stream;
 
+struct resume_index;
+
 /* A session's view of the check; zeroed memory is a session not attached yet. */
 struct resume_session {
 	struct resume_stream *stream;
-	uint64_t expect; /* matching: the stream's seq of the frame expected next */
-	uint8_t state;  /* RESUME_* below */
+	struct resume_index *index; /* probing: the frames remembered at the start */
+	uint64_t expect;  /* matching: the stream's seq of the frame expected next */
+	uint64_t probe_end; /* probing: until this time (s) */
+	uint32_t probes_left;
+	uint8_t state;    /* RESUME_* in resume.c */
 	uint64_t skipped; /* frames skipped as copies */
 };
 
@@ -64,7 +76,7 @@ void resume_destroy(struct resume_table *t);
  */
 bool resume_frame(struct resume_table *t, struct resume_session *s, const uint8_t *uuid,
                   const char *meta_type, const uint8_t header[D4_HEADER_SIZE], uint64_t now);
-/* The session ended (or was freed): detaches it; idempotent. */
+/* The session ended (or is freed): detaches it and frees its probe; idempotent. */
 void resume_end(struct resume_table *t, struct resume_session *s, uint64_t now);
 /* Forgets streams without sessions idle for `keep` seconds; call about once a second. */
 void resume_sweep(struct resume_table *t, uint64_t now);
