@@ -34,6 +34,8 @@ static const char *const known_keys[] = {
 	"dispatch.stop_timeout",
 	"dispatch.bye_timeout",
 	"dispatch.window",
+	"dispatch.resume_window",
+	"dispatch.resume_frames",
 	"queue.*.types",
 	"queue.*.meta_types",
 	"queue.*.sensors",
@@ -450,6 +452,13 @@ int dispatch_conf_load(struct dispatch_conf *c, const struct d4_daemon *d, char 
 	if (d4_config_get_int(cfg, "dispatch", "max_restarts", 0, 100000, 10, &i64, &e) != 0)
 		return fail(&lc, "%s", e.msg);
 	c->max_restarts = (unsigned)i64;
+	uint64_t resume_ms;
+	if (d4_config_get_duration_ms(cfg, "dispatch", "resume_window", 1000, 3600000, 120000,
+	                              &resume_ms, &e) != 0 ||
+	    d4_config_get_int(cfg, "dispatch", "resume_frames", 0, 1 << 24, 65536, &i64, &e) != 0)
+		return fail(&lc, "%s", e.msg);
+	c->resume_window_s = (uint32_t)(resume_ms / 1000);
+	c->resume_frames = (uint32_t)i64;
 
 	d4_config_each_section(cfg, "queue.", count_section, &nq);
 	if (nq > 0 && (c->queues = calloc(nq, sizeof(*c->queues))) == NULL)

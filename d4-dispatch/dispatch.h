@@ -41,6 +41,7 @@
 #include "d4_ipc.h"
 #include "d4_proto.h"
 #include "d4_store.h"
+#include "resume.h"
 
 #define DISPATCH_READ_BUF (256u * 1024u)
 #define QUEUE_MAX_TYPES 16
@@ -84,6 +85,8 @@ struct dispatch_conf {
 	uint64_t stop_timeout_ms; /* SIGTERM: time to deliver what is queued */
 	uint64_t bye_timeout_ms;  /* BYE: time an analyzer has to answer and exit */
 	uint64_t window;          /* bytes written to an analyzer and not yet acknowledged */
+	uint32_t resume_window_s; /* resent frames recognised this long after delivery (resume.h) */
+	uint32_t resume_frames;   /* at most this many per stream; 0: not recognised */
 	struct queue_conf *queues;
 	unsigned n_queues;
 	char dispatch_socket[D4_PATH_MAX];
@@ -171,6 +174,7 @@ struct dsession {
 	unsigned n_routes;
 	struct blob **held;     /* type-2 frames of a 254 session, until META routes it */
 	unsigned n_held, held_cap;
+	struct resume_session resume; /* frames a reconnecting sensor sends again (resume.h) */
 };
 
 void session_unref(struct dsession *s);
@@ -427,6 +431,7 @@ struct dispatch {
 	bool needs_groups; /* a queue filters on sensor groups: read them at OPEN */
 	uint64_t spool_seg_num; /* names of spool segments, unique in this process */
 	uint64_t frames, bytes, unknown_session_frames;
+	struct resume_table *resume; /* made by link_listen() */
 	uint8_t read_buf[DISPATCH_READ_BUF];
 };
 

@@ -270,6 +270,7 @@ static void session_free(struct dsession *s)
 	free(s->held);
 	free(s->routes);
 	free(s->meta_json);
+	resume_end(NULL, &s->resume, s->closed_ms / 1000);
 	free(s);
 }
 
@@ -377,6 +378,13 @@ static void sess_end(struct dispatch *d, struct dsession *s, uint64_t time, uint
 		(void)sess_route(d, s); /* a 254 session that never sent its META: by type 2 */
 	s->closed = true;
 	s->closed_ms = dispatch_now_ms(d);
+	if (s->resume.skipped > 0) {
+		char id[20], n[24];
+		snprintf(id, sizeof(id), "%016" PRIx64, s->id);
+		snprintf(n, sizeof(n), "%" PRIu64, s->resume.skipped);
+		d4_log(D4_LOG_INFO, "resent-frames-skipped", "session", id, "frames", n, NULL);
+	}
+	resume_end(d->resume, &s->resume, s->closed_ms / 1000);
 	for (unsigned r = 0; r < s->n_routes; r++) {
 		queue_push_end(s->routes[r].an, s, time, reason);
 		s->routes[r].an->routes--;
@@ -439,6 +447,12 @@ static int on_frame(struct dispatch *d, struct ilink *l, const struct d4_ipc_fra
 		if (d->unknown_session_frames <= 20)
 			d4_logf(D4_LOG_WARN, "ingest-anomaly", "frame for %s session %016" PRIx64
 			        " dropped", s ? "a closed" : "an unknown", f->session);
+		return 0;
+	}
+	/* a frame a reconnecting sensor sent again, already delivered: acknowledged, not routed */
+	if (!resume_frame(d->resume, &s->resume, s->open.uuid, s->meta_type, f->header,
+	                  dispatch_now_ms(d) / 1000)) {
+		slot_done(l->st, slot);
 		return 0;
 	}
 	d->frames++;
@@ -789,6 +803,11 @@ int link_listen(struct dispatch *d)
 	char dir[D4_PATH_MAX];
 	int rc;
 
+	if (d->resume == NULL &&
+	    (d->resume = resume_create(d->conf.resume_window_s, d->conf.resume_frames)) == NULL) {
+		d4_logf(D4_LOG_ERR, "listen-failed", "out of memory");
+		return -1;
+	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
@@ -854,6 +873,7 @@ void link_close_all(struct dispatch *d)
 void link_tick(struct dispatch *d)
 {
 	uint64_t now = dispatch_now_ms(d);
+	resume_sweep(d->resume, now / 1000);
 	for (struct stream **sp = &d->streams; *sp;) {
 		struct stream *st = *sp;
 		if (st->conns > 0 || now - st->disconnected_ms < STREAM_GONE_MS) {
@@ -880,6 +900,9 @@ void link_tick(struct dispatch *d)
 void link_free_sessions(struct dispatch *d)
 {
 	for (size_t i = 0; i < d->stab_cap; i++) {
+		/* queue items may keep a session past the table: it lets go of the resume table now */
+		for (struct dsession *s = d->stab[i]; s; s = s->hnext)
+			resume_end(d->resume, &s->resume, dispatch_now_ms(d) / 1000);
 		while (d->stab[i])
 			sess_remove(d, d->stab[i]);
 	}
@@ -891,4 +914,12 @@ void link_free_sessions(struct dispatch *d)
 		d->streams = st->next;
 		stream_unref(st); /* freed once the queues let go of its frames */
 	}
+	struct resume_stats rs;
+	resume_get_stats(d->resume, &rs);
+	if (rs.resumed_sessions > 0)
+		d4_logf(D4_LOG_INFO, "resent-frames", "%" PRIu64 " sessions began with frames sent "
+		        "again after a reconnect: %" PRIu64 " frames (%" PRIu64 " bytes) skipped",
+		        rs.resumed_sessions, rs.skipped_frames, rs.skipped_bytes);
+	resume_destroy(d->resume);
+	d->resume = NULL;
 }
