@@ -43,6 +43,7 @@ enum db_id {
 	DB_STATS,
 	DB_DAILY,
 	DB_QUEUES,
+	DB_QUEUE_CTL, /* added after schema 1: optional for a read-only open (see d4_store_open) */
 	DB_COUNT
 };
 
@@ -59,7 +60,19 @@ static const char *const db_names[DB_COUNT] = {
 	[DB_STATS] = "stats",
 	[DB_DAILY] = "daily",
 	[DB_QUEUES] = "queues",
+	[DB_QUEUE_CTL] = "queue_ctl",
 };
+
+/*
+ * Databases added to schema 1 later: a writable open creates them, a
+ * read-only open of a store no newer program has opened writable yet finds
+ * them missing and reads them as empty. Adding a database this way changes
+ * no key layout and no record, so it is not a schema change.
+ */
+static bool db_optional(int db)
+{
+	return db == DB_QUEUE_CTL;
+}
 
 /* Record versions, one per record kind (docs/store.md). */
 #define SENSOR_REC_V 1
@@ -70,7 +83,8 @@ static const char *const db_names[DB_COUNT] = {
 #define KICK_REC_V 1
 #define STATS_REC_V 1
 #define DAILY_REC_V 1
-#define QUEUE_REC_V 1
+#define QUEUE_REC_V 2 /* v1 read too: no flags, emptied 0 */
+#define QUEUE_CTL_REC_V 1
 
 #define META_KEY_SCHEMA "schema_version"
 #define META_KEY_GENERATION "policy_generation"
@@ -85,6 +99,7 @@ static const char *const db_names[DB_COUNT] = {
 struct d4_store {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
+	bool absent[DB_COUNT]; /* an optional database a read-only open did not find */
 	bool read_only;
 	char path[];
 };
@@ -265,6 +280,10 @@ int d4_store_open(struct d4_store **out, const char *path, const struct d4_store
 	}
 	for (int i = DB_META + 1; i < DB_COUNT; i++) {
 		rc = mdb_dbi_open(txn, db_names[i], create, &s->dbi[i]);
+		if (rc == MDB_NOTFOUND && o.read_only && db_optional(i)) {
+			s->absent[i] = true;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND) {
 			rc = -ENOENT;
 			set_err(err, errlen, "store %s lacks database \"%s\"", path, db_names[i]);
@@ -382,6 +401,8 @@ static int db_get(struct d4_txn *t, enum db_id db, const void *key, size_t klen,
 
 	if (t == NULL || t->txn == NULL)
 		return -EINVAL;
+	if (t->store->absent[db])
+		return -ENOENT;
 	return mdb_rc(mdb_get(t->txn, t->store->dbi[db], &k, v));
 }
 
@@ -431,6 +452,8 @@ static int db_walk(struct d4_txn *t, enum db_id db, const void *start, size_t sl
 
 	if (t == NULL || t->txn == NULL)
 		return -EINVAL;
+	if (t->store->absent[db])
+		return 0; /* an optional database not created yet: empty */
 	rc = mdb_cursor_open(t->txn, t->store->dbi[db], &cur);
 	if (rc != 0)
 		return mdb_rc(rc);
@@ -2049,16 +2072,25 @@ const char *d4_queue_state_name(enum d4_queue_state st)
 	return "invalid";
 }
 
+/* queue v2 flags */
+#define QUEUE_F_PAUSED 0x01u
+#define QUEUE_F_DROP_OLDEST 0x02u
+#define QUEUE_F_BACKPRESSURE 0x04u
+#define QUEUE_F_ALL 0x07u
+
 static int queue_decode(const MDB_val *k, const MDB_val *v, struct d4_queue_stats *q)
 {
 	struct d4_reader r = d4_reader_make(v->mv_data, v->mv_size);
+	uint16_t version;
 	uint8_t state;
 
 	memset(q, 0, sizeof(*q));
 	if (!name_bytes_ok(k->mv_data, k->mv_size, D4_QUEUE_NAME_MAX))
 		return -EINVAL;
 	memcpy(q->name, k->mv_data, k->mv_size);
-	get_version(&r, QUEUE_REC_V);
+	version = d4_get_u16(&r);
+	if (version != 1 && version != QUEUE_REC_V)
+		r.err = true;
 	q->received = d4_get_u64(&r);
 	q->delivered = d4_get_u64(&r);
 	q->acknowledged = d4_get_u64(&r);
@@ -2073,6 +2105,15 @@ static int queue_decode(const MDB_val *k, const MDB_val *v, struct d4_queue_stat
 	q->updated = d4_get_u64(&r);
 	q->last_error_time = d4_get_u64(&r);
 	get_str(&r, q->last_error, D4_ERROR_TEXT_MAX);
+	if (version >= 2) {
+		uint8_t flags = d4_get_u8(&r);
+		if (flags & ~QUEUE_F_ALL)
+			r.err = true;
+		q->paused = (flags & QUEUE_F_PAUSED) != 0;
+		q->drop_oldest = (flags & QUEUE_F_DROP_OLDEST) != 0;
+		q->backpressure = (flags & QUEUE_F_BACKPRESSURE) != 0;
+		q->emptied = d4_get_u64(&r);
+	}
 	return rec_done(&r);
 }
 
@@ -2096,6 +2137,10 @@ int d4_queue_put(struct d4_txn *t, const struct d4_queue_stats *q)
 	d4_put_u64(&w, q->updated);
 	d4_put_u64(&w, q->last_error_time);
 	put_str(&w, q->last_error);
+	d4_put_u8(&w, (uint8_t)((q->paused ? QUEUE_F_PAUSED : 0) |
+	                        (q->drop_oldest ? QUEUE_F_DROP_OLDEST : 0) |
+	                        (q->backpressure ? QUEUE_F_BACKPRESSURE : 0)));
+	d4_put_u64(&w, q->emptied);
 	return put_written(t, DB_QUEUES, q->name, strlen(q->name), &w, 0);
 }
 
@@ -2141,6 +2186,158 @@ int d4_queue_iterate(struct d4_txn *t, d4_queue_cb cb, void *ctx)
 {
 	struct queue_walk qw = {cb, ctx};
 	return db_walk(t, DB_QUEUES, NULL, 0, queue_walk_fn, &qw);
+}
+
+/* ---- analyzer queue control (written by d4-web and d4ctl, acted on by d4-dispatch) ---- */
+
+#define QUEUE_CTL_F_PAUSED 0x01u
+
+static int queue_ctl_decode(const MDB_val *k, const MDB_val *v, struct d4_queue_ctl *c)
+{
+	struct d4_reader r = d4_reader_make(v->mv_data, v->mv_size);
+	uint8_t flags;
+
+	memset(c, 0, sizeof(*c));
+	if (!name_bytes_ok(k->mv_data, k->mv_size, D4_QUEUE_NAME_MAX))
+		return -EINVAL;
+	memcpy(c->name, k->mv_data, k->mv_size);
+	get_version(&r, QUEUE_CTL_REC_V);
+	flags = d4_get_u8(&r);
+	if (flags & ~QUEUE_CTL_F_PAUSED)
+		r.err = true;
+	c->paused = (flags & QUEUE_CTL_F_PAUSED) != 0;
+	c->empty_requested = d4_get_u64(&r);
+	c->empty_applied = d4_get_u64(&r);
+	c->updated = d4_get_u64(&r);
+	get_str(&r, c->by, D4_USER_NAME_MAX);
+	return rec_done(&r);
+}
+
+static int queue_ctl_put(struct d4_txn *t, const struct d4_queue_ctl *c)
+{
+	uint8_t buf[SMALL_REC_MAX];
+	struct d4_writer w = d4_writer_make(buf, sizeof(buf));
+
+	if (!name_ok(c->name, D4_QUEUE_NAME_MAX) || !str_fits(c->by, D4_USER_NAME_MAX))
+		return -EINVAL;
+	d4_put_u16(&w, QUEUE_CTL_REC_V);
+	d4_put_u8(&w, c->paused ? QUEUE_CTL_F_PAUSED : 0);
+	d4_put_u64(&w, c->empty_requested);
+	d4_put_u64(&w, c->empty_applied);
+	d4_put_u64(&w, c->updated);
+	put_str(&w, c->by);
+	return put_written(t, DB_QUEUE_CTL, c->name, strlen(c->name), &w, 0);
+}
+
+int d4_queue_ctl_get(struct d4_txn *t, const char *name, struct d4_queue_ctl *out)
+{
+	MDB_val v, k;
+	int rc;
+
+	if (!name_ok(name, D4_QUEUE_NAME_MAX))
+		return -EINVAL;
+	if ((rc = db_get(t, DB_QUEUE_CTL, name, strlen(name), &v)) != 0)
+		return rc;
+	k.mv_size = strlen(name);
+	k.mv_data = (void *)name;
+	return queue_ctl_decode(&k, &v, out);
+}
+
+/* The record to change: the stored one, or a fresh one (not paused, nothing requested). */
+static int queue_ctl_load(struct d4_txn *t, const char *name, struct d4_queue_ctl *c)
+{
+	int rc = d4_queue_ctl_get(t, name, c);
+
+	if (rc == -ENOENT) {
+		memset(c, 0, sizeof(*c));
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		return 0;
+	}
+	return rc;
+}
+
+static int queue_ctl_request(struct d4_txn *t, struct d4_queue_ctl *c, const char *by,
+                             uint64_t now)
+{
+	if (by == NULL)
+		by = "";
+	if (!str_fits(by, D4_USER_NAME_MAX))
+		return -EINVAL;
+	snprintf(c->by, sizeof(c->by), "%s", by);
+	c->updated = now;
+	return queue_ctl_put(t, c);
+}
+
+int d4_queue_ctl_set_paused(struct d4_txn *t, const char *name, bool paused, const char *by,
+                            uint64_t now)
+{
+	struct d4_queue_ctl c;
+	int rc = queue_ctl_load(t, name, &c);
+
+	if (rc != 0)
+		return rc;
+	c.paused = paused;
+	return queue_ctl_request(t, &c, by, now);
+}
+
+int d4_queue_ctl_request_empty(struct d4_txn *t, const char *name, const char *by, uint64_t now,
+                               uint64_t *seq)
+{
+	struct d4_queue_ctl c;
+	int rc = queue_ctl_load(t, name, &c);
+
+	if (rc != 0)
+		return rc;
+	if (c.empty_requested == UINT64_MAX)
+		return -EINVAL;
+	c.empty_requested++;
+	if ((rc = queue_ctl_request(t, &c, by, now)) == 0 && seq != NULL)
+		*seq = c.empty_requested;
+	return rc;
+}
+
+int d4_queue_ctl_mark_applied(struct d4_txn *t, const char *name, uint64_t seq)
+{
+	struct d4_queue_ctl c;
+	int rc = d4_queue_ctl_get(t, name, &c);
+
+	if (rc != 0)
+		return rc;
+	if (seq <= c.empty_applied)
+		return 0;
+	c.empty_applied = seq;
+	return queue_ctl_put(t, &c);
+}
+
+int d4_queue_ctl_delete(struct d4_txn *t, const char *name)
+{
+	if (!name_ok(name, D4_QUEUE_NAME_MAX))
+		return -EINVAL;
+	return db_del(t, DB_QUEUE_CTL, name, strlen(name));
+}
+
+struct queue_ctl_walk {
+	d4_queue_ctl_cb cb;
+	void *ctx;
+};
+
+static int queue_ctl_walk_fn(const MDB_val *k, const MDB_val *v, void *ctx,
+                             enum walk_action *action)
+{
+	struct queue_ctl_walk *qw = ctx;
+	struct d4_queue_ctl c;
+	int rc = queue_ctl_decode(k, v, &c);
+
+	(void)action;
+	if (rc != 0)
+		return rc;
+	return qw->cb(&c, qw->ctx);
+}
+
+int d4_queue_ctl_iterate(struct d4_txn *t, d4_queue_ctl_cb cb, void *ctx)
+{
+	struct queue_ctl_walk qw = {cb, ctx};
+	return db_walk(t, DB_QUEUE_CTL, NULL, 0, queue_ctl_walk_fn, &qw);
 }
 
 /* ---- one-shot forms ---- */

@@ -1,7 +1,7 @@
 /*
  * d4_store.h — the LMDB store every D4 process shares: sensors, blocklists,
- * accepted types, users, API tokens, kick requests, statistics and queue
- * counters.
+ * accepted types, users, API tokens, kick requests, statistics, queue
+ * counters and queue controls.
  *
  * One LMDB environment (a directory) holds one named database per kind of
  * record. The key layout of every database and the binary encoding of every
@@ -446,6 +446,11 @@ struct d4_queue_stats {
 	uint64_t updated;
 	uint64_t last_error_time;
 	char last_error[D4_ERROR_TEXT_MAX + 1];
+	/* queue v2 (a v1 record reads as false, false, false, 0) */
+	bool paused;       /* an operator paused it (queue_ctl): it holds, delivers nothing */
+	bool drop_oldest;  /* its when_full is drop-oldest (else pause) */
+	bool backpressure; /* it is at its limit and makes d4-dispatch pause ingest */
+	uint64_t emptied;  /* records discarded by operator "empty" requests */
 };
 
 typedef int (*d4_queue_cb)(const struct d4_queue_stats *q, void *ctx);
@@ -456,6 +461,39 @@ int d4_queue_put(struct d4_txn *t, const struct d4_queue_stats *q);
 int d4_queue_get(struct d4_txn *t, const char *name, struct d4_queue_stats *out);
 int d4_queue_delete(struct d4_txn *t, const char *name);
 int d4_queue_iterate(struct d4_txn *t, d4_queue_cb cb, void *ctx);
+
+/*
+ * Queue control: what an operator asked of a queue (d4-web, d4ctl), acted
+ * on by d4-dispatch within a second (it reads the `queue_ctl` database on
+ * its one-second tick, like d4-ingest reads kick requests). Not policy: no
+ * generation bump. `paused` is a state (it stays until resumed, across
+ * dispatch restarts); "empty" is a request numbered by empty_requested,
+ * carried out once: dispatch records the number it acted on in
+ * empty_applied, so a restart never empties a queue again.
+ */
+struct d4_queue_ctl {
+	char name[D4_QUEUE_NAME_MAX + 1];
+	bool paused;
+	uint64_t empty_requested; /* number of the last empty request (0: none ever) */
+	uint64_t empty_applied;   /* the last one d4-dispatch carried out */
+	uint64_t updated;         /* time of the last request (pause, resume, empty) */
+	char by[D4_USER_NAME_MAX + 1]; /* who made it ("" when unknown) */
+};
+
+typedef int (*d4_queue_ctl_cb)(const struct d4_queue_ctl *c, void *ctx);
+
+/* -ENOENT: no record (the queue runs, nothing was ever asked). */
+int d4_queue_ctl_get(struct d4_txn *t, const char *name, struct d4_queue_ctl *out);
+/* Pauses or resumes (creates the record when needed); by: the user, may be NULL. */
+int d4_queue_ctl_set_paused(struct d4_txn *t, const char *name, bool paused, const char *by,
+                            uint64_t now);
+/* Asks for one more "empty"; *seq (when not NULL) is its number. */
+int d4_queue_ctl_request_empty(struct d4_txn *t, const char *name, const char *by, uint64_t now,
+                               uint64_t *seq);
+/* d4-dispatch: requests up to seq are done (never lowers it). -ENOENT: no record. */
+int d4_queue_ctl_mark_applied(struct d4_txn *t, const char *name, uint64_t seq);
+int d4_queue_ctl_delete(struct d4_txn *t, const char *name);
+int d4_queue_ctl_iterate(struct d4_txn *t, d4_queue_ctl_cb cb, void *ctx);
 
 /* ---- one-shot forms: each runs in its own transaction ---- */
 

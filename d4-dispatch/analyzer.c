@@ -233,6 +233,50 @@ void analyzer_drop_all(struct analyzer *an)
 	an->inflight = 0;
 }
 
+/*
+ * Every DATA from the first unwritten item on goes: they are unwritten (an
+ * item on disk is never written), while everything before `unsent` awaits
+ * its ACK and stays. ENDs stay in their place: an END whose session never
+ * got a START from this process is skipped when its turn comes. Freeing an
+ * item lets go of its frame's ingest slot (or its slot holder), so ingest's
+ * acknowledgement moves on. The spool holds only records of items removed
+ * here, so it is cleared as a whole.
+ */
+uint64_t analyzer_empty(struct analyzer *an, uint64_t *bytes)
+{
+	struct queue *q = an->q;
+	uint64_t n = 0;
+
+	for (struct item *it = an->unsent, *next; it; it = next) {
+		next = it->next;
+		if (it->kind != ITEM_DATA)
+			continue;
+		unlink_item(an, it);
+		if (it->on_disk) {
+			*bytes += it->disk_len;
+		} else {
+			*bytes += it->blob->len;
+			queue_released(q, it->blob->len);
+		}
+		item_free(it);
+		n++;
+	}
+	if (an->spool.bytes > 0 || an->spool.n_segs > 0) {
+		q->spooled -= an->spool.bytes < q->spooled ? an->spool.bytes : q->spooled;
+		spool_clear(&an->spool);
+	}
+	an->disk_head = NULL;
+	an->n_disk = 0;
+	spool_stopped_maybe(an);
+	q->dirty = true;
+	return n;
+}
+
+bool analyzer_settled(const struct analyzer *an)
+{
+	return an->head == NULL || (!queue_delivering(an->q) && an->unsent == an->head);
+}
+
 /* Everything up to seq is done with. */
 static void ack_upto(struct analyzer *an, uint64_t seq)
 {
@@ -379,7 +423,7 @@ void analyzer_pump(struct analyzer *an)
 	uint64_t window = D(an)->conf.window;
 	analyzer_refill(an);
 	while (an->state == AN_RUNNING && an->sock_open && an->unsent && !an->unsent->on_disk &&
-	       an->inflight < window &&
+	       queue_delivering(an->q) && an->inflight < window &&
 	       uv_stream_get_write_queue_size((uv_stream_t *)&an->sock) < window) {
 		struct item *it = an->unsent;
 		an->unsent = it->next;
@@ -521,9 +565,10 @@ static void load(struct analyzer *an, struct item *it)
 void analyzer_refill(struct analyzer *an)
 {
 	struct queue *q = an->q;
+	/* a paused queue does not deliver: reading past the limit would not unstall anything */
 	while (an->disk_head &&
 	       (q->in_memory + an->disk_head->disk_len <= q->conf.memory ||
-	        (an->unsent == an->disk_head && an->inflight == 0)))
+	        (an->unsent == an->disk_head && an->inflight == 0 && queue_delivering(q))))
 		load(an, an->disk_head);
 }
 

@@ -29,6 +29,10 @@ static void fill(const struct queue *q, struct d4_queue_stats *st, uint64_t now)
 	st->updated = now;
 	st->last_error_time = q->last_error_time;
 	snprintf(st->last_error, sizeof(st->last_error), "%s", q->last_error);
+	st->paused = q->paused;
+	st->drop_oldest = q->conf.when_full == WHEN_FULL_DROP_OLDEST;
+	st->backpressure = queue_over_limit(q);
+	st->emptied = q->emptied;
 }
 
 void counters_flush(struct dispatch *d, bool force)

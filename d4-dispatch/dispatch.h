@@ -16,6 +16,7 @@
  *   spool.c     an instance's disk spool: segment files of records that did
  *               not fit in memory, read back in order
  *   counters.c  queue counters to the store, at most once a second
+ *   control.c   operator requests from the store (queue_ctl): pause, resume, empty
  *   tap.c       live copies of matching frames for `d4ctl tail`
  *
  * Ownership: a D4 frame is copied once from the ingest link into a
@@ -303,6 +304,12 @@ void analyzer_bye(struct analyzer *an, bool restart);
 void analyzer_kill(struct analyzer *an, const char *why);
 /* Drops every held item (counted as dropped). */
 void analyzer_drop_all(struct analyzer *an);
+/* Operator "empty": discards every DATA not yet written (memory and spool; ENDs and what
+ * awaits an ACK stay). The number discarded; *bytes adds their frames' bytes. */
+uint64_t analyzer_empty(struct analyzer *an, uint64_t *bytes);
+/* Nothing left to deliver that could be delivered now: idle, or the queue is paused and
+ * nothing written awaits an acknowledgement (shutdown does not wait for a paused queue). */
+bool analyzer_settled(const struct analyzer *an);
 /* Drops the oldest DATA not yet written; its size, or 0 when there is none. */
 uint64_t analyzer_drop_oldest(struct analyzer *an);
 /* Appends a DATA item whose frame goes to the spool; 0, or -1 (logged and counted: the
@@ -329,6 +336,10 @@ struct queue {
 	bool removed;         /* gone from the configuration: draining, then freed */
 	uint64_t removed_ms;
 	bool failed;
+	bool paused;          /* an operator paused it (queue_ctl): nothing is written */
+	bool ctl_seen;        /* its queue_ctl record was read once (control.c) */
+	uint64_t empty_applied; /* the last operator "empty" request carried out */
+	uint64_t emptied;     /* DATA records discarded by those requests */
 	bool dirty;           /* counters changed since the last flush */
 	bool stored;          /* a record exists in the store */
 	uint64_t received, delivered, acknowledged, dropped, in_memory;
@@ -351,6 +362,13 @@ void queue_push_end(struct analyzer *an, struct dsession *s, uint64_t time, uint
 void queue_released(struct queue *q, uint64_t bytes);
 /* The spool may take records now (configured, and no write error in the last while). */
 bool queue_spool_usable(const struct queue *q);
+/* Whether its analyzers are written to: not while paused (a removed queue drains anyway). */
+bool queue_delivering(const struct queue *q);
+/* True while this queue is at its limit with when_full = pause (it holds back ingest). */
+bool queue_over_limit(const struct queue *q);
+/* Operator requests (control.c); pause and resume log, update the counters and pump. */
+void queue_set_paused(struct queue *q, bool paused, const char *by);
+void queue_empty(struct queue *q, uint64_t seq, const char *by);
 void queue_error(struct queue *q, const char *text);
 enum d4_queue_state queue_state(const struct queue *q);
 /* An instance exited unexpectedly: count it; true when the queue may restart it. */
@@ -394,6 +412,15 @@ void tap_close_all(struct dispatch *d);
 
 void counters_flush(struct dispatch *d, bool force);
 
+/* ---- control.c ---- */
+
+/*
+ * Reads the operator's requests (queue_ctl) for every configured queue and
+ * acts on them: once a second from the tick, at start and after a reload
+ * (before anything is delivered: a paused queue starts paused).
+ */
+void control_poll(struct dispatch *d);
+
 /* ---- the context ---- */
 
 struct ilink;
@@ -427,6 +454,7 @@ struct dispatch {
 	bool byes_sent;      /* stopping: analyzers got BYE and are not restarted */
 	uint64_t byes_ms;
 	int counters_last_rc; /* the last store error, logged once */
+	int control_last_rc;  /* the same for queue_ctl */
 	uint64_t stop_started_ms;
 	bool needs_groups; /* a queue filters on sensor groups: read them at OPEN */
 	uint64_t spool_seg_num; /* names of spool segments, unique in this process */

@@ -49,6 +49,7 @@ static void tick_cb(uv_timer_t *t)
 	struct dispatch *d = t->data;
 	link_tick(d);
 	queues_tick(d);
+	control_poll(d);
 	queues_update_pause(d);
 	counters_flush(d, false);
 }
@@ -155,6 +156,7 @@ static void reload(struct dispatch *d)
 	d->conf.bye_timeout_ms = nc.bye_timeout_ms;
 	d->conf.window = nc.window;
 	queues_reload(d, &nc);
+	control_poll(d); /* a queue the reload added starts paused when it was */
 	dispatch_conf_free(&nc);
 	d4_daemon_free(&d->daemon);
 	d->daemon = nd;
@@ -234,6 +236,7 @@ int main(int argc, char **argv)
 		d4_log(D4_LOG_ERR, "queues-start-failed", "error", "out of memory", NULL);
 		goto out;
 	}
+	control_poll(d); /* paused queues stay paused: before ingest can send anything */
 	(void)tap_listen(d); /* optional: `d4ctl tail` only */
 	if (link_listen(d) != 0)
 		goto out;

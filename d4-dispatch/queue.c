@@ -28,6 +28,13 @@
  * else, and it stays visible in the store until a reload (SIGHUP) tries it
  * again.
  *
+ * An operator may pause a queue (queue_ctl in the store, read by control.c):
+ * it keeps taking records, memory then spool then when_full as above, and
+ * writes nothing to its analyzers until resumed; a paused `pause` queue
+ * therefore ends up holding back ingest, which is the honest consequence
+ * (docs/dispatch.md). "Empty" discards what the queue holds and has not
+ * written (counted in `emptied`), which releases those frames' ingest slots.
+ *
  * Reload: a queue that is gone stops taking records, delivers what it holds
  * for up to dispatch.bye_timeout, gets BYE, and is deleted from the store; a
  * queue whose program or params changed has its analyzers restarted (BYE,
@@ -153,6 +160,52 @@ bool queue_spool_usable(const struct queue *q)
 	return q->conf.spool > 0 && dispatch_now_ms(q->d) >= q->spool_retry_ms;
 }
 
+bool queue_delivering(const struct queue *q)
+{
+	return !q->paused || q->removed;
+}
+
+bool queue_over_limit(const struct queue *q)
+{
+	if (q->removed || q->failed || q->conf.when_full != WHEN_FULL_PAUSE)
+		return false;
+	return queue_spool_usable(q) ? q->spooled >= q->conf.spool : q->in_memory >= q->conf.memory;
+}
+
+void queue_set_paused(struct queue *q, bool paused, const char *by)
+{
+	if (q->paused == paused)
+		return;
+	q->paused = paused;
+	q->dirty = true;
+	d4_log(D4_LOG_NOTICE, paused ? "queue-paused" : "queue-resumed", "queue", q->conf.name,
+	       "by", by[0] ? by : "-", NULL);
+	if (!paused)
+		for (unsigned i = 0; i < q->n_an; i++)
+			analyzer_pump(q->an[i]);
+	queues_update_pause(q->d);
+}
+
+void queue_empty(struct queue *q, uint64_t seq, const char *by)
+{
+	uint64_t n = 0, bytes = 0;
+	char ns[24], bs[24], ss[24];
+
+	for (unsigned i = 0; i < q->n_an; i++)
+		n += analyzer_empty(q->an[i], &bytes);
+	q->emptied += n;
+	q->dirty = true;
+	snprintf(ns, sizeof(ns), "%llu", (unsigned long long)n);
+	snprintf(bs, sizeof(bs), "%llu", (unsigned long long)bytes);
+	snprintf(ss, sizeof(ss), "%llu", (unsigned long long)seq);
+	d4_log(D4_LOG_NOTICE, "queue-emptied", "queue", q->conf.name, "records", ns, "bytes", bs,
+	       "request", ss, "by", by[0] ? by : "-", NULL);
+	/* the memory that freed may take what is on disk elsewhere; ingest may resume */
+	for (unsigned i = 0; i < q->n_an; i++)
+		analyzer_pump(q->an[i]);
+	queues_update_pause(q->d);
+}
+
 void item_free(struct item *it)
 {
 	if (it->blob && it->unheld)
@@ -264,7 +317,7 @@ void queues_update_pause(struct dispatch *d)
 		if (q->removed || q->failed || q->conf.when_full != WHEN_FULL_PAUSE)
 			continue;
 		bool spool = queue_spool_usable(q);
-		if (spool ? q->spooled >= q->conf.spool : q->in_memory >= q->conf.memory)
+		if (queue_over_limit(q))
 			over = true;
 		if (spool ? q->spooled >= q->conf.spool / 2 : q->in_memory >= q->conf.memory / 2)
 			under_half = false;
@@ -465,7 +518,7 @@ bool queues_idle(const struct dispatch *d)
 {
 	for (const struct queue *q = d->queues; q; q = q->next)
 		for (unsigned i = 0; i < q->n_an; i++)
-			if (!analyzer_idle(q->an[i]) && q->an[i]->state != AN_FAILED)
+			if (!analyzer_settled(q->an[i]) && q->an[i]->state != AN_FAILED)
 				return false;
 	return true;
 }

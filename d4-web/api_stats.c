@@ -1,7 +1,7 @@
 /*
- * api_stats.c — what d4-ingest and d4-dispatch wrote: daily counters over a
- * date range, totals across sensors, analyzer queue counters; and the
- * server's own information and health.
+ * api_stats.c — what d4-ingest wrote: daily counters over a date range,
+ * totals across sensors; and the server's own information and health (the
+ * analyzer queues are api_queues.c).
  *
  * Every reply is read in one read transaction (one snapshot). The daily
  * walk is bounded (366 days, DAILY_ROWS_MAX rows) so one request cannot
@@ -263,46 +263,6 @@ out:
 	if (tot != NULL)
 		json_decref(tot->meta);
 	free(tot);
-}
-
-/* ---- GET /api/v1/queues ---- */
-
-static int queue_cb(const struct d4_queue_stats *q, void *ctx)
-{
-	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:s}", "name",
-	                      q->name, "state", d4_queue_state_name(q->state), "received",
-	                      (json_int_t)q->received, "delivered", (json_int_t)q->delivered,
-	                      "acknowledged", (json_int_t)q->acknowledged, "in_memory",
-	                      (json_int_t)q->in_memory, "spooled", (json_int_t)q->spooled, "dropped",
-	                      (json_int_t)q->dropped, "restarts", (json_int_t)q->restarts, "updated",
-	                      web_json_time(q->updated), "last_error_time",
-	                      web_json_time(q->last_error_time), "last_error", q->last_error);
-
-	return o == NULL || json_array_append_new(ctx, o) != 0 ? -ENOMEM : 0;
-}
-
-void api_queues(struct web_req *r)
-{
-	json_t *arr = json_array();
-	struct d4_txn t;
-	int rc;
-
-	if (arr == NULL) {
-		web_reply(r, 0, NULL);
-		return;
-	}
-	if (web_begin(r, &t, false) != 0)
-		goto out;
-	rc = d4_queue_iterate(&t, queue_cb, arr);
-	d4_txn_abort(&t);
-	if (rc != 0) {
-		web_store_error(r, rc, "queues");
-		goto out;
-	}
-	web_reply(r, MHD_HTTP_OK, arr);
-	arr = NULL;
-out:
-	json_decref(arr);
 }
 
 /* ---- GET /api/v1/info, /api/v1/health ---- */

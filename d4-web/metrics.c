@@ -121,6 +121,9 @@ static const char *const queue_metrics[][2] = {
 	{"d4_queue_dropped_total", "Data dropped by the queue"},
 	{"d4_queue_restarts_total", "Analyzer worker restarts"},
 	{"d4_queue_up", "1 when the analyzer worker is running"},
+	{"d4_queue_emptied_total", "Records discarded by operator empty requests"},
+	{"d4_queue_paused", "1 while an operator has the queue paused (it delivers nothing)"},
+	{"d4_queue_backpressure", "1 while the queue is at its limit and holds back ingest"},
 };
 
 struct queue_pass {
@@ -143,7 +146,10 @@ static int queue_cb(const struct d4_queue_stats *q, void *ctx)
 	case 4: v = q->spooled; break;
 	case 5: v = q->dropped; break;
 	case 6: v = q->restarts; break;
-	default: v = q->state == D4_QUEUE_RUNNING; break;
+	case 7: v = q->state == D4_QUEUE_RUNNING; break;
+	case 8: v = q->emptied; break;
+	case 9: v = q->paused; break;
+	default: v = q->backpressure; break;
 	}
 	put(qp->o, "%s{queue=\"%s\"} %llu\n", queue_metrics[qp->metric][0], name, (unsigned long long)v);
 	return 0;

@@ -268,9 +268,14 @@ void api_metatypes_delete(struct web_req *r);
 /* ---- api_stats.c ---- */
 void api_stats_daily(struct web_req *r);
 void api_stats_totals(struct web_req *r);
-void api_queues(struct web_req *r);
 void api_info(struct web_req *r);
 void api_health(struct web_req *r);
+
+/* ---- api_queues.c ---- */
+void api_queues(struct web_req *r);
+void api_queue_pause(struct web_req *r);
+void api_queue_resume(struct web_req *r);
+void api_queue_empty(struct web_req *r);
 
 /* ---- api_users.c ---- */
 void api_users_list(struct web_req *r);

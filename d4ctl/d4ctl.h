@@ -59,6 +59,7 @@ int cmd_start(struct d4ctl *ctl, int argc, char **argv);
 int cmd_stop(struct d4ctl *ctl, int argc, char **argv);
 int cmd_status(struct d4ctl *ctl, int argc, char **argv);
 int cmd_reload(struct d4ctl *ctl, int argc, char **argv);
+int cmd_queue(struct d4ctl *ctl, int argc, char **argv);
 
 /* A self-signed server certificate and its key (certs.c). 0 or -1 with err. */
 int d4ctl_make_cert(const char *cert_path, const char *key_path, char *err, size_t errlen);

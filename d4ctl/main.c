@@ -36,6 +36,7 @@ static const struct {
 	{"stop", cmd_stop, true, "stop the server started by run or start"},
 	{"status", cmd_status, true, "whether the server runs, its processes and sensors"},
 	{"reload", cmd_reload, true, "make d4-dispatch re-read the analyzer queues"},
+	{"queue", cmd_queue, true, "analyzer queues: list, pause, resume, empty"},
 	{"sensor", cmd_sensor, true, "list, show, register, approve, block, kick and tune sensors"},
 	{"block", cmd_block, true, "the uuid and IP blocklists"},
 	{"types", cmd_types, true, "accepted types and meta-types"},

@@ -782,30 +782,60 @@ function viewQueues() {
 	const chart = h('div', {}), list = h('div', {});
 	render(h('h1', {}, 'Analyzer queues'), h('section', {}, h('h2', {}, 'Depth (memory + spool)'), chart),
 		h('section', {}, h('h2', {}, 'Counters'), list));
-	poll(async (gen) => {
+	// received, delivered, acknowledged, dropped, emptied count records; in memory and spooled are bytes
+	const load = async (gen) => {
 		const qs = await D4.get('/api/v1/queues');
 		if (gen !== viewGen)
 			return;
 		const now = Date.now();
+		const op = D4.session.canOperate();
+		const refresh = () => load(viewGen);
 		chart.replaceChildren(D4.chart.hbars(qs.map((q) => ({ name: q.name, value: q.in_memory + q.spooled,
 			color: q.spooled > 0 ? '#ff7f0e' : '#1f77b4' })), { unit: 'bytes', title: 'queue depth', width: 1000,
 			empty: 'no analyzer queue (is d4-dispatch running?)' }));
 		list.replaceChildren(table(['queue', 'state', 'received', 'in/s', 'delivered', 'acknowledged', 'in memory',
-			'spooled', 'dropped', 'restarts', 'last error'], qs.map((q) => {
+			'spooled', 'dropped', 'emptied', 'restarts', 'last error'].concat(op ? [''] : []), qs.map((q) => {
 			const prev = queuePrev.get(q.name);
 			queuePrev.set(q.name, { t: now, received: q.received });
 			const rate = prev && now > prev.t ? Math.max(0, (q.received - prev.received) / ((now - prev.t) / 1000)) : null;
-			return h('tr', {},
-				h('td', { class: 'mono' }, q.name), h('td', {}, badge(q.state, q.state === 'running' ? 'approved' : 'error')),
-				h('td', { class: 'num' }, fmt.bytes(q.received)),
-				h('td', { class: 'num' }, rate === null ? '…' : fmt.bytes(rate) + '/s'),
-				h('td', { class: 'num' }, fmt.bytes(q.delivered)), h('td', { class: 'num' }, fmt.bytes(q.acknowledged)),
+			const ctl = q.control || {};
+			// what was asked and not yet carried out (d4-dispatch acts within a second)
+			const pending = [];
+			if (!!ctl.paused !== !!q.paused)
+				pending.push(ctl.paused ? 'pausing…' : 'resuming…');
+			if ((ctl.empty_requested || 0) > (ctl.empty_applied || 0))
+				pending.push('emptying…');
+			const post = (what) => D4.post('/api/v1/queues/' + enc(q.name) + '/' + what);
+			const wantPaused = q.control ? !!ctl.paused : !!q.paused;
+			return h('tr', { 'data-queue': q.name },
+				h('td', { class: 'mono' }, q.name),
+				h('td', {}, q.paused ? badge('paused', 'warn') : badge(q.state, q.state === 'running' ? 'approved' : 'error'),
+					q.backpressure ? [' ', badge('holding back ingest', 'error')] : null,
+					pending.length ? [' ', badge(pending.join(' '), 'muted')] : null),
+				h('td', { class: 'num' }, fmt.num(q.received)),
+				h('td', { class: 'num' }, rate === null ? '…' : fmt.num(Math.round(rate)) + '/s'),
+				h('td', { class: 'num' }, fmt.num(q.delivered)), h('td', { class: 'num' }, fmt.num(q.acknowledged)),
 				h('td', { class: 'num' }, fmt.bytes(q.in_memory)), h('td', { class: 'num' }, fmt.bytes(q.spooled)),
 				h('td', { class: 'num' + (q.dropped > 0 ? ' bad' : '') }, fmt.num(q.dropped)),
+				h('td', { class: 'num' }, fmt.num(q.emptied || 0)),
 				h('td', { class: 'num' }, fmt.num(q.restarts)),
-				h('td', {}, q.last_error ? q.last_error + ' (' + when(q.last_error_time) + ')' : '—'));
+				h('td', {}, q.last_error ? q.last_error + ' (' + when(q.last_error_time) + ')' : '—'),
+				op ? h('td', { class: 'actions' },
+					wantPaused ? actionButton('Resume', () => post('resume'), { action: 'queue-resume',
+						done: 'Resume requested: ' + q.name + ' delivers again within a second.', refresh })
+						: actionButton('Pause', () => post('pause'), { action: 'queue-pause',
+							done: 'Pause requested: ' + q.name + ' holds what it takes.', refresh,
+							confirm: 'Pause queue ' + q.name + '? It keeps taking records and delivers none. ' +
+								(q.when_full === 'drop-oldest' ? 'Once its memory and spool are full it drops its oldest records.'
+									: 'Once its memory and spool are full, d4-dispatch pauses ingest: every sensor waits ' +
+									'(ingest\'s own buffer may fill first, with the same effect).') }),
+					actionButton('Empty', () => post('empty'), { action: 'queue-empty', class: 'danger',
+						done: 'Empty requested: ' + q.name + '.', refresh,
+						confirm: 'Empty queue ' + q.name + '? What it holds and has not delivered (' +
+							fmt.bytes(q.in_memory + q.spooled) + ') is discarded for good.' })) : null);
 		}), 'no analyzer queue'));
-	}, 5000);
+	};
+	poll(load, 5000);
 }
 
 /* ---- users and tokens (admin) ---- */
