@@ -79,6 +79,8 @@ struct tlsa_ctx {
 	/* options */
 	char *db; /* owned */
 	const char *pcap_file;
+	const char *gcd_file; /* --batch-gcd FILE: moduli, one hex a line */
+	unsigned gcd_threads;
 	const char *query;        /* --query KIND (with query_value), "sessions:KIND", "findings", "summary" */
 	const char *query_value;
 	const char *query_cursor;
@@ -1128,6 +1130,19 @@ static int an_option(void *ctx, const char *arg, const char *next)
 		c->pcap_file = next;
 		return 2;
 	}
+	if (!strcmp(arg, "--batch-gcd")) {
+		if (!next)
+			return -1;
+		c->gcd_file = next;
+		return 2;
+	}
+	if (!strcmp(arg, "--threads")) {
+		uint64_t v;
+		if (!next || parse_u64(next, &v) || v > 256)
+			return -1;
+		c->gcd_threads = (unsigned)v;
+		return 2;
+	}
 	if (!next)
 		return 0;
 	int r = set_option(c, arg + 2, next);
@@ -1147,6 +1162,9 @@ static const char usage[] =
 	"  --findings             print the weak-key findings\n"
 	"  --summary              print the counts of the store\n"
 	"  --cursor C, --limit N  paging of the lists above\n"
+	"  --batch-gcd FILE       RSA moduli (hex, one a line; - for stdin) that share a prime\n"
+	"                         with another: one line per weak modulus (docs/weak-keys.md)\n"
+	"  --threads N            threads of the batch GCD (default: every CPU)\n"
 	"  --max-flows N          live TCP flows at most (default 262144)\n"
 	"  --max-dir-bytes N      bytes reassembled per direction (default 65536)\n"
 	"  --max-total-mb N       reassembly memory in total (default 512)\n"
@@ -1269,9 +1287,14 @@ static int open_store(struct tlsa_ctx *c)
 		fprintf(stderr, TLSA_NAME ": store %s: %s\n", c->db, tls_store_strerror(rc));
 		return -1;
 	}
-	c->wk = wk_set_new(0, 1);
+	c->wk = wk_set_new(0, 0); /* checks use every core */
 	if (c->wk && tls_store_each_rsa_key(c->store, wk_load_cb, c)) {
 		fprintf(stderr, TLSA_NAME ": loading the RSA keys of %s failed\n", c->db);
+		return -1;
+	}
+	/* the batch products now, in bulk, rather than on the first new key */
+	if (c->wk && wk_set_build(c->wk) != 0) {
+		fprintf(stderr, TLSA_NAME ": out of memory for the RSA keys of %s\n", c->db);
 		return -1;
 	}
 	tls_store_set_key_cb(c->store, on_new_key, c);
@@ -1355,7 +1378,8 @@ int main(int argc, char **argv)
 	bool pcap_mode = false;
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--pcap") || !strcmp(argv[i], "--query") || !strcmp(argv[i], "--sessions") ||
-		    !strcmp(argv[i], "--findings") || !strcmp(argv[i], "--summary"))
+		    !strcmp(argv[i], "--findings") || !strcmp(argv[i], "--summary") ||
+		    !strcmp(argv[i], "--batch-gcd"))
 			pcap_mode = true;
 	if (pcap_mode) {
 		for (int i = 1; i < argc;) {
@@ -1370,6 +1394,18 @@ int main(int argc, char **argv)
 		}
 		if (c.query) {
 			rc = run_query(&c);
+			goto done;
+		}
+		if (c.gcd_file) {
+			FILE *in = strcmp(c.gcd_file, "-") ? fopen(c.gcd_file, "r") : stdin;
+			if (in == NULL) {
+				fprintf(stderr, TLSA_NAME ": %s: %s\n", c.gcd_file, strerror(errno));
+				rc = 1;
+				goto done;
+			}
+			rc = wk_cli_batch(in, stdout, c.gcd_threads) == 0 ? 0 : 1;
+			if (in != stdin)
+				fclose(in);
 			goto done;
 		}
 		if (open_store(&c)) {

@@ -163,7 +163,7 @@ json_t *tls_query_pivot(struct tls_store *st, const char *kind, const char *valu
 	MDB_cursor *cur = NULL;
 	json_t *out = NULL, *links = NULL;
 	uint8_t key[TLS_STORE_VALUE_MAX + 2], start[2 * TLS_STORE_VALUE_MAX + 4];
-	int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+	int rc = tls_store_txn_read(d->env, &txn);
 	if (rc)
 		return fail(err, rc);
 	int kl = pivot_key(txn, d, kind, value, key);
@@ -300,7 +300,7 @@ json_t *tls_query_sessions(struct tls_store *st, const char *kind, const char *v
 	if (rc < 0)
 		return fail(err, rc);
 	bool have_cursor = rc == 1;
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn)))
+	if ((rc = tls_store_txn_read(d->env, &txn)))
 		return fail(err, rc);
 	int kl = pivot_key(txn, d, kind, value, key);
 	if (kl < 0) {
@@ -372,7 +372,7 @@ json_t *tls_query_findings(struct tls_store *st, const char *cursor, unsigned li
 	int rc = parse_id_cursor(cursor, 'F', &after);
 	if (rc < 0)
 		return fail(err, rc);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn)))
+	if ((rc = tls_store_txn_read(d->env, &txn)))
 		return fail(err, rc);
 	if ((rc = mdb_cursor_open(txn, d->findings, &cur)))
 		goto out;
@@ -422,7 +422,7 @@ int tls_query_cert_der(struct tls_store *st, const char *hash, uint8_t **der, si
 	const struct tls_store_dbs *d = tls_store_dbs(st);
 	MDB_txn *txn;
 	uint8_t key[TLS_STORE_VALUE_MAX + 2];
-	int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+	int rc = tls_store_txn_read(d->env, &txn);
 	if (rc)
 		return rc;
 	int kl = pivot_key(txn, d, "cert", hash, key);
@@ -451,7 +451,7 @@ json_t *tls_query_summary(struct tls_store *st, int *err)
 {
 	const struct tls_store_dbs *d = tls_store_dbs(st);
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+	int rc = tls_store_txn_read(d->env, &txn);
 	if (rc)
 		return fail(err, rc);
 	static const char *names[] = {"sessions", "certs", "keys", "pivots", "links", "findings"};

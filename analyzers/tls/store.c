@@ -946,7 +946,7 @@ int tls_store_key_hash(struct tls_store *st, uint64_t key_id, char out[65])
 	bool own = false;
 	int rc = 0;
 	if (!txn) {
-		if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)))
+		if ((rc = tls_store_txn_read(st->env, &txn)))
 			return rc;
 		own = true;
 	}
@@ -983,7 +983,7 @@ int tls_store_each_rsa_key(struct tls_store *st,
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
-	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	int rc = tls_store_txn_read(st->env, &txn);
 	if (rc)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->dbs.keys, &cur)))
@@ -1023,5 +1023,17 @@ out:
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	return rc;
+}
+
+int tls_store_txn_read(MDB_env *env, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+
+	if (rc == MDB_MAP_RESIZED) {
+		/* the analyzer grew the map since we opened: take its size and try again */
+		if ((rc = mdb_env_set_mapsize(env, 0)) == 0)
+			rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+	}
 	return rc;
 }

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <lmdb.h>
 
 #include "tls_x509.h"
 
@@ -102,6 +103,9 @@ typedef void (*tls_store_key_cb)(void *arg, uint64_t key_id, const char *spki_sh
                                  const struct tls_cert_info *ci);
 
 int tls_store_open(struct tls_store **out, const struct tls_store_config *cfg);
+/* A read-only transaction; adopts the map size when the writer grew it (MDB_MAP_RESIZED, which
+ * a long-lived reader such as d4-web meets). 0 or an LMDB error. */
+int tls_store_txn_read(MDB_env *env, MDB_txn **txn);
 /* Commits what is pending (if writable) and closes. NULL is fine. */
 void tls_store_close(struct tls_store *st);
 const char *tls_store_strerror(int err);
