@@ -25,6 +25,8 @@
  */
 #include "store.h"
 
+#include "d4_daemon.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <lmdb.h>
@@ -143,7 +145,7 @@ int tls_store_open(struct tls_store **out, const struct tls_store_config *cfg)
 		st->cfg.batch_max = TLS_STORE_DEFAULT_BATCH;
 	if (!st->cfg.shared_key_servers)
 		st->cfg.shared_key_servers = TLS_STORE_DEFAULT_SHARED_KEY_SERVERS;
-	if (!cfg->readonly && mkdir(cfg->path, 0750) < 0 && errno != EEXIST) {
+	if (!cfg->readonly && d4_mkdir_p(cfg->path, 0750) != 0) {
 		rc = -errno;
 		goto err;
 	}
