@@ -29,6 +29,8 @@ static const char *const known_keys[] = {
 	"web.login_max_delay",
 	"web.argon2_memory",
 	"web.argon2_passes",
+	"web.pdns_db",
+	"web.tls_db",
 	NULL,
 };
 
@@ -66,6 +68,16 @@ int web_conf_load(struct web_conf *c, const struct d4_daemon *d)
 	snprintf(c->tls_key, sizeof(c->tls_key), "%s",
 	         d4_config_get_str(cfg, "web", "tls_key", d->paths.tls_key));
 	snprintf(c->store, sizeof(c->store), "%s", d->paths.store);
+	/* where etc/quickstart.conf has the analyzers write (their param.db) */
+	char def[D4_PATH_MAX + 32];
+	snprintf(def, sizeof(def), "%s/analyzers/pdns", d->paths.data_dir);
+	if (snprintf(c->pdns_db, sizeof(c->pdns_db), "%s",
+	             d4_config_get_str(cfg, "web", "pdns_db", def)) >= (int)sizeof(c->pdns_db))
+		return err_out("web.pdns_db: too long");
+	snprintf(def, sizeof(def), "%s/analyzers/tls", d->paths.data_dir);
+	if (snprintf(c->tls_db, sizeof(c->tls_db), "%s",
+	             d4_config_get_str(cfg, "web", "tls_db", def)) >= (int)sizeof(c->tls_db))
+		return err_out("web.tls_db: too long");
 
 	if (d4_config_get_size(cfg, "web", "max_body", 1024, 64u << 20, 1u << 20, &c->max_body, &e) != 0)
 		return err_out(e.msg);
@@ -75,7 +87,7 @@ int web_conf_load(struct web_conf *c, const struct d4_daemon *d)
 	if (d4_config_get_int(cfg, "web", "max_connections", 1, 100000, 256, &i64, &e) != 0)
 		return err_out(e.msg);
 	c->max_connections = (unsigned)i64;
-	if (d4_config_get_int(cfg, "web", "threads", 1, 64, 2, &i64, &e) != 0)
+	if (d4_config_get_int(cfg, "web", "threads", 1, 64, 1, &i64, &e) != 0)
 		return err_out(e.msg);
 	c->threads = (unsigned)i64;
 	if (d4_config_get_int(cfg, "web", "max_sessions", 1, 100000, 1000, &i64, &e) != 0)

@@ -224,6 +224,8 @@ out:
 	if (fd >= 0)
 		close(fd);
 	auth_free(&w);
+	api_pdns_close(&w);
+	api_tls_close(&w);
 	web_cache_free(&w.sensor_list);
 	web_cache_free(&w.metrics);
 	free_pem(cert);

@@ -46,6 +46,8 @@ struct web_conf {
 	char tls_cert[D4_PATH_MAX];
 	char tls_key[D4_PATH_MAX];
 	char store[D4_PATH_MAX];
+	char pdns_db[D4_PATH_MAX]; /* the passive DNS analyzer's store (api_pdns.c) */
+	char tls_db[D4_PATH_MAX];  /* the TLS analyzer's store (api_tls.c) */
 	uint64_t max_body;          /* bytes */
 	unsigned timeout_s;         /* per connection, idle */
 	unsigned max_connections;
@@ -124,6 +126,9 @@ struct web {
 	/* The unfiltered sensor list and /metrics as last sent (see struct web_cache). */
 	struct web_cache sensor_list;
 	struct web_cache metrics;
+	/* the analyzers' stores, opened read-only on first use (api_pdns.c, api_tls.c) */
+	struct pdns_store *pdns;
+	struct tls_store *tls;
 };
 
 /* Who made a request. */
@@ -270,6 +275,18 @@ void api_stats_daily(struct web_req *r);
 void api_stats_totals(struct web_req *r);
 void api_info(struct web_req *r);
 void api_health(struct web_req *r);
+
+/* ---- api_pdns.c, api_tls.c: the analyzers' stores ---- */
+void api_pdns_query(struct web_req *r);
+void api_pdns_fquery(struct web_req *r);
+void api_pdns_info(struct web_req *r);
+void api_pdns_close(struct web *w);
+void api_tls_summary(struct web_req *r);
+void api_tls_pivot(struct web_req *r);
+void api_tls_sessions(struct web_req *r);
+void api_tls_findings(struct web_req *r);
+void api_tls_cert(struct web_req *r);
+void api_tls_close(struct web *w);
 
 /* ---- api_queues.c ---- */
 void api_queues(struct web_req *r);

@@ -239,7 +239,8 @@ function updateChrome(path) {
 	for (const a of document.querySelectorAll('#nav a')) {
 		a.hidden = a.hasAttribute('data-admin') && !D4.session.isAdmin();
 		const target = a.getAttribute('href').slice(1);
-		const current = target === path || (target === '/sensors' && path.startsWith('/sensor/'));
+		const current = target === path || (target === '/sensors' && path.startsWith('/sensor/')) ||
+			(target !== '/' && path.startsWith(target + '/')) || (target === '/tls' && path === '/tls-weak');
 		if (current)
 			a.setAttribute('aria-current', 'page');
 		else
@@ -900,6 +901,16 @@ async function viewUsers() {
 	} catch (e) {
 		box.replaceChildren(errorBox(e));
 	}
+}
+
+/* Views defined in other files (analyzers.js): D4.views = [[regexp, view(ui, ...groups)]].
+ * They draw with this file's helpers, so they follow its rules. */
+const ui = { h, fill, render, table, badge, when, form, flash, errorBox, go, poll,
+	current: () => viewGen };
+for (const [re, view] of D4.views || []) {
+	const bound = (...a) => view(ui, ...a);
+	Object.defineProperty(bound, 'name', { value: view.name });
+	routes.push([re, bound]);
 }
 
 window.addEventListener('hashchange', route);
