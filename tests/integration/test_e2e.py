@@ -10,7 +10,8 @@ stdout queues) on ports the kernel picks:
 - a passivedns CSV file and a pcap are streamed with d4-client over TLS (certificate verified);
   the archive's files equal what was sent, byte for byte (pcap: whole records, each file a
   valid pcap; tcpdump reads them when it is installed);
-- the REST statistics show the bytes sent;
+- the REST statistics show the bytes sent, and the passive DNS analyzer of the set has the CSV's
+  records (searched through d4-web);
 - an unregistered sensor and a sensor with a wrong key are refused, and their refusals are
   counted;
 - kill -9 of each of d4-dispatch, d4-web and d4-ingest while a sensor streams: the master
@@ -86,6 +87,8 @@ class EndToEnd(unittest.TestCase):
         self.sets = ["d4.data_dir=" + self.data, "ingest.listen=127.0.0.1:%d" % port,
                      "web.listen=127.0.0.1:0", "web.argon2_memory=256k", "web.argon2_passes=1",
                      "queue.archive.param.dir=" + os.path.join(self.data, "archive"),
+                     "queue.pdns.param.db=" + os.path.join(self.data, "analyzers", "pdns"),
+                     "queue.tls.param.db=" + os.path.join(self.data, "analyzers", "tls"),
                      "d4.log_level=info"]
 
     def tearDown(self):
@@ -209,6 +212,21 @@ class EndToEnd(unittest.TestCase):
         refused = dict(re.findall(rb'd4_refusals_total\{reason="(\w+)"\} (\d+)', m.body))
         self.assertGreaterEqual(int(refused[b"sensor_not_registered"]), 1)
         self.assertGreaterEqual(int(refused[b"hmac_mismatch"]), 1)
+
+        # ---- the quick-start set's passive DNS analyzer stored the CSV: the UI's API finds
+        # each address of a name with the CSV's count column summed ----
+        name = csv_lines[0].split("||")[4].rstrip(".")
+        want = {}
+        for ln in csv_lines:
+            f = ln.split("||")
+            if f[4].rstrip(".") == name:
+                want[f[6]] = want.get(f[6], 0) + int(f[8])
+
+        def pdns_found():
+            r = admin.get("/api/v1/pdns/query?q=" + name)
+            got = {rec["rdata"][0]: rec["count"] for rec in r.json["records"]} if r.status == 200 else None
+            return got if got == want else None
+        wait_for(pdns_found, timeout=20, what="the CSV's records in passive DNS")
 
         # ---- kill -9 of dispatch during a stream, of web, of ingest between bursts ----
         fifo = os.path.join(self.dir, "live")
