@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include "d4_log.h"
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -278,4 +281,39 @@ int d4_listen_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned
 	s4->sin_port = htons((uint16_t)port);
 	*len = sizeof(*s4);
 	return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -1;
+}
+
+int d4_listen_tcp(const char *text, int backlog, const char *prog, const char *what, int *fd_out)
+{
+	struct sockaddr_storage ss, got;
+	socklen_t glen = sizeof(got);
+	unsigned len;
+	int fd = -1, one = 1;
+
+	if (d4_listen_addr_parse(text, &ss, &len) != 0) {
+		fprintf(stderr, "%s: %s: '%s' is not address:port\n", prog, what, text);
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		goto err;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+		goto err;
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+		goto err;
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) != 0 || listen(fd, backlog) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&got, &glen) != 0)
+		goto err;
+	char port[8];
+	unsigned p = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+	                                             : ((struct sockaddr_in *)&got)->sin_port);
+	snprintf(port, sizeof(port), "%u", p);
+	d4_log(D4_LOG_NOTICE, "listening", "address", text, "port", port, NULL);
+	*fd_out = fd;
+	return 0;
+err:
+	fprintf(stderr, "%s: %s %s: %s\n", prog, what, text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }

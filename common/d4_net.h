@@ -76,6 +76,13 @@ struct sockaddr_storage;
  * 0 or -1.
  */
 int d4_listen_addr_parse(const char *text, struct sockaddr_storage *ss, unsigned *len);
+/*
+ * A listening TCP socket on `text` (as above; SO_REUSEADDR, IPv6 only for a v6 address,
+ * close-on-exec), and the log line "listening address=TEXT port=N" with the port bound (tests
+ * and scripts read it when the port was 0). 0 and *fd, or -1 after printing
+ * "PROG: WHAT ...: reason" on stderr (what: the option, e.g. "web.listen").
+ */
+int d4_listen_tcp(const char *text, int backlog, const char *prog, const char *what, int *fd);
 /* -1, 0, 1 like memcmp, numeric order. */
 int d4_ip_cmp(const uint8_t a[D4_IP_SIZE], const uint8_t b[D4_IP_SIZE]);
 

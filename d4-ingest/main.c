@@ -54,40 +54,7 @@ uint64_t ingest_now_ms(void)
 
 static int bind_listener(const char *text, int *fd_out)
 {
-	struct sockaddr_storage ss;
-	unsigned sslen;
-	if (d4_listen_addr_parse(text, &ss, &sslen) != 0) {
-		fprintf(stderr, "d4-ingest: ingest.listen: '%s' is not address:port\n", text);
-		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto err;
-	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-		goto err;
-	if (ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-		goto err;
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 4096) != 0)
-		goto err;
-	/* with port 0 the kernel picked one: say which (tests read it) */
-	struct sockaddr_storage got;
-	socklen_t glen = sizeof(got);
-	if (getsockname(fd, (struct sockaddr *)&got, &glen) == 0) {
-		char port[8];
-		unsigned p = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
-		                                             : ((struct sockaddr_in *)&got)->sin_port);
-		snprintf(port, sizeof(port), "%u", p);
-		d4_log(D4_LOG_NOTICE, "listening", "address", text, "port", port, NULL);
-	}
-	*fd_out = fd;
-	return 0;
-err:
-	fprintf(stderr, "d4-ingest: ingest.listen %s: %s\n", text, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
+	return d4_listen_tcp(text, 4096, "d4-ingest", "ingest.listen", fd_out);
 }
 
 /* ---- one worker's loop ---- */

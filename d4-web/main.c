@@ -47,38 +47,7 @@ static void usage(FILE *out)
 
 static int bind_listener(const char *text, int *fd_out)
 {
-	struct sockaddr_storage ss, got;
-	unsigned len;
-	socklen_t glen = sizeof(got);
-	int fd = -1, one = 1;
-
-	if (d4_listen_addr_parse(text, &ss, &len) != 0) {
-		fprintf(stderr, "d4-web: web.listen: '%s' is not address:port\n", text);
-		return -1;
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		goto err;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-		goto err;
-	if (ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-		goto err;
-	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0)
-		goto err;
-	if (getsockname(fd, (struct sockaddr *)&got, &glen) != 0)
-		goto err;
-	char port[8];
-	unsigned p = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
-	                                             : ((struct sockaddr_in *)&got)->sin_port);
-	snprintf(port, sizeof(port), "%u", p);
-	d4_log(D4_LOG_NOTICE, "listening", "address", text, "port", port, NULL);
-	*fd_out = fd;
-	return 0;
-err:
-	fprintf(stderr, "d4-web: web.listen %s: %s\n", text, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
+	return d4_listen_tcp(text, 1024, "d4-web", "web.listen", fd_out);
 }
 
 /* A whole PEM file, NUL-terminated, malloc'd. NULL after printing why. */
