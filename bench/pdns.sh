@@ -59,9 +59,16 @@ mkdir -p "$WORK/compact"
 mdb_copy -c "$WORK/db" "$WORK/compact"
 FILE=$(stat -c %s "$WORK/db/data.mdb")
 COMPACT=$(stat -c %s "$WORK/compact/data.mdb")
-mdb_stat -a "$WORK/compact" | awk '/^Status of/ { db = $3 } /Leaf pages/ { leaf[db] = $3 }
+# per database: entries, pages, bytes per distinct record. mdb_stat does not count the pages
+# of sub-databases (the duplicates of a key of rdx, MDB_DUPSORT, once they outgrow a page):
+# they are the file's pages that no database accounts for (less the 2 meta pages).
+mdb_stat -a "$WORK/compact" | awk -v file="$(stat -c %s "$WORK/compact/data.mdb")" \
+	-v psize="$PSIZE" -v d="$DISTINCT" '/^Status of/ { db = $3 } /Leaf pages/ { leaf[db] = $3 }
 	/Branch pages/ { br[db] = $3 } /Overflow pages/ { ov[db] = $3 } /Entries/ { n[db] = $2 }
-	END { for (d in n) if (d != "Main") printf "  %-7s %10d entries %8d pages\n", d, n[d], leaf[d] + br[d] + ov[d] }'
+	END { for (x in n) { p = leaf[x] + br[x] + ov[x]; sum += p
+	        if (x != "Main") printf "  %-7s %10d entries %8d pages %6.1f B/record\n", x, n[x], p, p * psize / d }
+	      sub_ = file / psize - sum - 2
+	      printf "  %-7s %10s         %8d pages %6.1f B/record (sub-databases of duplicates: rdx)\n", "(dups)", "", sub_, sub_ * psize / d }'
 BPR=$(awk -v b="$COMPACT" -v d="$DISTINCT" 'BEGIN { printf "%.1f", b / d }')
 echo "store: $DISTINCT distinct records; data.mdb $FILE bytes ($((USED * PSIZE)) in pages used), $COMPACT after mdb_copy -c"
 echo "store: $BPR bytes per distinct record as ingested, after mdb_copy -c (reference 764: x$(ratio 764 "$BPR") smaller)"

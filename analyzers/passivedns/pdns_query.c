@@ -374,40 +374,58 @@ static int scan_rec(struct run *r, const uint8_t *prefix, size_t plen, const uin
 	return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : rc;
 }
 
-/* rdx entries with the prefix kind|rdata, then their rec values. */
+/*
+ * rdx entries with the prefix kind|rdata, then their rec values. An index key is an LMDB key
+ * (the prefix but its last 2 bytes) and an 8-byte duplicate (those 2 bytes, rrtype, name id):
+ * one key's duplicates from the first with those 2 bytes (or after the cursor) on.
+ */
 static int scan_rdx(struct run *r, const uint8_t *prefix, size_t plen)
 {
 	MDB_cursor *c;
-	MDB_val k, v;
+	MDB_val k, d;
+	uint8_t ik[PDNS_REC_KEY_MAX];
 	const uint8_t *after = r->q->cursor_len ? r->q->cursor : NULL;
-	size_t alen = r->q->cursor_len;
+	size_t alen = r->q->cursor_len, ilen = plen + 6;
+	if (ilen > PDNS_REC_KEY_MAX || ilen <= PDNS_RDX_DUP)
+		return 0;
+	size_t klen = ilen - PDNS_RDX_DUP, tail = plen - klen; /* duplicate bytes of the prefix */
+	if (after != NULL && (alen != ilen || memcmp(after, prefix, plen) != 0)) {
+		r->why = "cursor: not a cursor of this query";
+		return -1;
+	}
+	if (after != NULL) {
+		memcpy(ik, after, ilen);
+	} else {
+		memcpy(ik, prefix, plen);
+		memset(ik + plen, 0, 6);
+	}
 	int rc = mdb_cursor_open(r->txn, r->d->rdx, &c);
 	if (rc != 0)
 		return rc;
-	k.mv_data = (void *)(after ? after : prefix);
-	k.mv_size = after ? alen : plen;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	if (rc == 0 && after && k.mv_size == alen && memcmp(k.mv_data, after, alen) == 0)
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	while (rc == 0 && k.mv_size >= plen + 6 && memcmp(k.mv_data, prefix, plen) == 0) {
-		const uint8_t *x = k.mv_data;
-		uint8_t rk[PDNS_REC_KEY_MAX];
-		size_t rdl = k.mv_size - 6;
-		if (k.mv_size > PDNS_REC_KEY_MAX)
-			break;
+	pdns_rdx_split(ik, ilen, &k, &d);
+	rc = mdb_cursor_get(c, &k, &d, MDB_GET_BOTH_RANGE);
+	if (rc == 0 && after && d.mv_size == PDNS_RDX_DUP &&
+	    memcmp(d.mv_data, after + klen, PDNS_RDX_DUP) == 0)
+		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP);
+	while (rc == 0 && d.mv_size == PDNS_RDX_DUP &&
+	       memcmp(d.mv_data, prefix + klen, tail) == 0) {
+		uint8_t x[PDNS_REC_KEY_MAX], rk[PDNS_REC_KEY_MAX];
+		size_t rdl = ilen - 6;
+		memcpy(x, prefix, klen);
+		memcpy(x + klen, d.mv_data, PDNS_RDX_DUP);
 		memcpy(rk, x + rdl + 2, 4);
 		memcpy(rk + 4, x + rdl, 2);
 		memcpy(rk + 6, x, rdl);
-		MDB_val rkv = {k.mv_size, rk}, rv;
+		MDB_val rkv = {ilen, rk}, rv;
 		int g = mdb_get(r->txn, r->d->rec, &rkv, &rv);
 		if (g == 0) {
-			if (visit(r, rk, k.mv_size, &rv, 'x', x, k.mv_size) != 0)
+			if (visit(r, rk, ilen, &rv, 'x', x, ilen) != 0)
 				break;
 		} else if (g != MDB_NOTFOUND) {
 			rc = g;
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP);
 	}
 	mdb_cursor_close(c);
 	return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : rc;

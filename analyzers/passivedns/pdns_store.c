@@ -4,7 +4,8 @@
  *
  * Why it is built so: the reference keeps five Redis keys per (name, type, rdata) and pays 11
  * round trips per line; here a record is one 11..23-byte key and a ~8-byte value of varints in
- * a B-tree, plus one empty key in the reverse index. Names and string rdata are interned once
+ * a B-tree, plus an 8-byte duplicate in the reverse index (under a key shared with its
+ * neighbours: no LMDB node of its own, see apply_rdx). Names and string rdata are interned once
  * (a u32 id), addresses are their own bytes. Ingest cost is dominated by B-tree lookups, so
  * lines are first merged in an in-memory hash table (popular names repeat: one lookup per
  * distinct record per batch instead of one per line) and applied in key order, which keeps the
@@ -280,6 +281,40 @@ static int load_counters(struct pdns_store *st, MDB_txn *txn)
 	return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : rc;
 }
 
+/* The format of the store in meta: written by a writer on a new store, refused if another. */
+static int check_format(struct pdns_store *st, MDB_txn *txn, const char *path, char *err,
+                        size_t errlen)
+{
+	MDB_val k = {6, "format"}, v;
+	unsigned flags = 0;
+	int rc = mdb_dbi_flags(txn, st->d.rdx, &flags);
+	if (rc != 0)
+		return fail(err, errlen, "format", rc);
+	/* LMDB opens a database with the flags it was created with, whatever is asked */
+	if ((flags & PDNS_RDX_FLAGS) != PDNS_RDX_FLAGS) {
+		snprintf(err, errlen, "%s: a store of an older format (1): ingest again", path);
+		return -1;
+	}
+	rc = mdb_get(txn, st->d.meta, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size == strlen(PDNS_FORMAT) && memcmp(v.mv_data, PDNS_FORMAT, v.mv_size) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: store format %.*s, this program reads format %s: ingest again",
+		         path, (int)(v.mv_size < 16 ? v.mv_size : 16), (const char *)v.mv_data,
+		         PDNS_FORMAT);
+		return -1;
+	}
+	if (rc != MDB_NOTFOUND)
+		return fail(err, errlen, "format", rc);
+	if (st->ro)
+		return 0; /* a store being created: its writer has not committed yet */
+	v.mv_size = strlen(PDNS_FORMAT);
+	v.mv_data = (void *)PDNS_FORMAT;
+	if ((rc = mdb_put(txn, st->d.meta, &k, &v, 0)) != 0)
+		return fail(err, errlen, "format", rc);
+	return 0;
+}
+
 int pdns_store_open(struct pdns_store **out, const struct pdns_store_opts *o, char *err,
                     size_t errlen)
 {
@@ -318,13 +353,15 @@ int pdns_store_open(struct pdns_store **out, const struct pdns_store_opts *o, ch
 	    (rc = mdb_dbi_open(txn, "s2i", dbf, &st->d.s2i)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "i2s", dbf, &st->d.i2s)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "rec", dbf, &st->d.rec)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "rdx", dbf, &st->d.rdx)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rdx", dbf | PDNS_RDX_FLAGS, &st->d.rdx)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "sensor", dbf, &st->d.sensor)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "meta", dbf, &st->d.meta)) != 0) {
 		snprintf(err, errlen, "%s: %s%s", o->path, mdb_strerror(rc),
 		         rc == MDB_NOTFOUND ? " (no passive DNS store here yet)" : "");
 		goto err;
 	}
+	if ((rc = check_format(st, txn, o->path, err, errlen)) != 0)
+		goto err;
 	if (!st->ro) {
 		st->tail_cap = PDNS_BUCKET * (PDNS_RDATA_MAX + 8) + 16;
 		if ((st->tail = malloc(st->tail_cap)) == NULL) {
@@ -774,28 +811,22 @@ added:;
 	return 0;
 }
 
+/*
+ * The new reverse index entries, in key order: each is an LMDB key and a fixed-size duplicate
+ * (pdns_rdx_split). Duplicates are packed 8 bytes each in their key's sub-page or sub-tree, so
+ * an entry costs 8 bytes plus its share of the key's node instead of a node of its own.
+ */
 static int apply_rdx(struct pdns_store *st, struct rdx_key *fresh, size_t n)
 {
 	MDB_cursor *cur;
-	MDB_val tail = {0, NULL}, v, empty = {0, NULL};
-	uint8_t tailbuf[PDNS_REC_KEY_MAX];
 	int rc;
 	qsort(fresh, n, sizeof(*fresh), cmp_rdx);
 	if ((rc = mdb_cursor_open(st->wtxn, st->d.rdx, &cur)) != 0)
 		return rc;
-	rc = mdb_cursor_get(cur, &tail, &v, MDB_LAST);
-	if (rc == 0 && tail.mv_size <= sizeof(tailbuf)) {
-		memcpy(tailbuf, tail.mv_data, tail.mv_size);
-		tail.mv_data = tailbuf;
-	} else {
-		tail.mv_size = 0;
-	}
-	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		MDB_val k = {fresh[i].len, fresh[i].k};
-		bool after = tail.mv_size == 0 ||
-		             key_cmp(fresh[i].k, fresh[i].len, tail.mv_data, tail.mv_size) > 0;
-		rc = mdb_cursor_put(cur, &k, &empty, after ? MDB_APPEND : 0);
+		MDB_val k, d;
+		pdns_rdx_split(fresh[i].k, fresh[i].len, &k, &d);
+		rc = mdb_cursor_put(cur, &k, &d, 0);
 	}
 	mdb_cursor_close(cur);
 	return rc;
@@ -1028,8 +1059,9 @@ int pdns_store_purge(struct pdns_store *st, uint64_t now, size_t max_delete, siz
 		memcpy(rk, kp + 6, rdl);
 		memcpy(rk + rdl, kp + 4, 2);
 		memcpy(rk + rdl + 2, kp, 4);
-		MDB_val rkv = {k.mv_size, rk};
-		if ((rc = mdb_del(st->wtxn, st->d.rdx, &rkv, NULL)) != 0 && rc != MDB_NOTFOUND)
+		MDB_val rkv, rdv;
+		pdns_rdx_split(rk, k.mv_size, &rkv, &rdv);
+		if ((rc = mdb_del(st->wtxn, st->d.rdx, &rkv, &rdv)) != 0 && rc != MDB_NOTFOUND)
 			goto err;
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			goto err;
@@ -1107,15 +1139,30 @@ int pdns_store_repack(const char *src, const char *dst, char *err, size_t errlen
 		MDB_dbi wd;
 		MDB_val k, v;
 		size_t n = 0;
-		if ((rc = mdb_txn_begin(out, NULL, 0, &wtxn)) != 0 ||
-		    (rc = mdb_dbi_open(wtxn, names[i], MDB_CREATE, &wd)) != 0 ||
+		unsigned flags = 0;
+		uint8_t prev[PDNS_STR_KEY_MAX];
+		size_t prev_len = 0;
+		bool have_prev = false;
+		if ((rc = mdb_dbi_flags(rtxn, dbis[i], &flags)) != 0 ||
+		    (rc = mdb_txn_begin(out, NULL, 0, &wtxn)) != 0 ||
+		    (rc = mdb_dbi_open(wtxn, names[i], MDB_CREATE | (flags & PDNS_RDX_FLAGS), &wd)) != 0 ||
 		    (rc = mdb_cursor_open(wtxn, wd, &wc_cur)) != 0 ||
 		    (rc = mdb_cursor_open(rtxn, dbis[i], &rc_cur)) != 0)
 			goto lmdb_fail;
 		rc = mdb_cursor_get(rc_cur, &k, &v, MDB_FIRST);
 		while (rc == 0) {
-			if ((rc = mdb_cursor_put(wc_cur, &k, &v, MDB_APPEND)) != 0)
+			/* a duplicate of the key just written is appended to that key's duplicates */
+			bool same = have_prev && k.mv_size == prev_len &&
+			            memcmp(k.mv_data, prev, prev_len) == 0;
+			unsigned pf = same ? MDB_APPENDDUP
+			                   : MDB_APPEND | ((flags & MDB_DUPSORT) ? MDB_APPENDDUP : 0);
+			if ((rc = mdb_cursor_put(wc_cur, &k, &v, pf)) != 0)
 				goto lmdb_fail;
+			if ((flags & MDB_DUPSORT) && k.mv_size <= sizeof(prev)) {
+				memcpy(prev, k.mv_data, k.mv_size);
+				prev_len = k.mv_size;
+				have_prev = true;
+			}
 			/* bounded write transactions: LMDB keeps every dirty page in memory */
 			if (++n % 200000 == 0) {
 				mdb_cursor_close(wc_cur);

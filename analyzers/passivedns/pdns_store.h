@@ -11,9 +11,14 @@
  *   rec     name_id u32be | rrtype u16be | kind u8 | rdata (4: IPv4, 16: IPv6, 4: string id)
  *             -> varint time_first, varint (time_last - time_first), varint count,
  *                varint sensor ids (up to PDNS_MAX_SENSORS)
- *   rdx     kind u8 | rdata | rrtype u16be | name_id u32be -> empty (reverse lookups)
+ *   rdx     the reverse index, MDB_DUPSORT | MDB_DUPFIXED: the index key
+ *           kind u8 | rdata | rrtype u16be | name_id u32be (11 or 23 bytes) is split into an
+ *           LMDB key (all of it but its last 8 bytes: '4' + 2 address bytes, 's' + the 2 high
+ *           bytes of the string id, '6' + 14 address bytes) and an 8-byte duplicate (the rest):
+ *           the duplicates of a key are packed 8 bytes each, without a node per entry
  *   sensor  'u' uuid[16] -> u32 id; 'i' u32be -> uuid[16]
- *   meta    text keys: "stat.<name>" -> u64 (little endian), "expire" -> "16=24000,99=26000"
+ *   meta    text keys: "stat.<name>" -> u64 (little endian), "expire" -> "16=24000,99=26000",
+ *           "format" -> PDNS_FORMAT (decimal text; a store of another format is refused)
  *
  * Writes are batched: records are merged in memory (a hash table keyed by the rec key) and
  * applied in key order in one write transaction by pdns_store_commit(). Nothing is visible
@@ -32,6 +37,18 @@
 #define PDNS_MAX_SENSORS 16  /* sensor ids kept per record (the first ones seen) */
 #define PDNS_REC_KEY_MAX 23  /* 4 + 2 + 1 + 16 */
 #define PDNS_STR_KEY_MAX 433 /* longest s2i key (long strings: prefix + SHA-256) */
+#define PDNS_FORMAT "2"       /* meta "format": 2 = rdx with fixed-size duplicates */
+
+/* rdx: the LMDB flags and the split of an index key into LMDB key + fixed-size duplicate. */
+#define PDNS_RDX_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
+#define PDNS_RDX_DUP 8
+static inline void pdns_rdx_split(const uint8_t *ik, size_t len, MDB_val *k, MDB_val *d)
+{
+	k->mv_data = (void *)ik;
+	k->mv_size = len - PDNS_RDX_DUP;
+	d->mv_data = (void *)(ik + len - PDNS_RDX_DUP);
+	d->mv_size = PDNS_RDX_DUP;
+}
 
 /* Counters of the analyzer, persisted (added) at each commit under "stat.<name>". */
 enum pdns_stat {

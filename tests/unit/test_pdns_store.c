@@ -506,6 +506,160 @@ static void test_string_buckets(void **state)
 	assert_int_equal(pdns_bucket_count(one, sizeof(one)), 2);
 }
 
+/* Pages through an rdata query with a small limit: every name exactly once. */
+static size_t page_rdata(struct pdns_store *st, enum pdns_qkind kind, const char *term,
+                         const char *suffix, unsigned char *seen, size_t nseen)
+{
+	char cursor[PDNS_CURSOR_MAX + 16] = "", cur[PDNS_CURSOR_MAX + 24];
+	size_t total = 0;
+	for (int pages = 0; pages < 1000; pages++) {
+		struct answers a = {0};
+		struct pdns_query_result res;
+		snprintf(cur, sizeof(cur), "cursor=%s", cursor);
+		int rc = cursor[0] ? run(st, kind, term, &a, &res, "limit=37", cur, NULL)
+		                   : run(st, kind, term, &a, &res, "limit=37", NULL);
+		assert_int_equal(rc, 0);
+		for (int i = 0; i < a.n; i++) {
+			unsigned idx;
+			char rest[64];
+			assert_int_equal(sscanf(s(a.objs[i], "rrname"), "n%u.%63s", &idx, rest), 2);
+			assert_string_equal(rest, suffix);
+			assert_true(idx < nseen);
+			assert_int_equal(seen[idx], 0);
+			seen[idx] = 1;
+		}
+		total += (size_t)a.n;
+		answers_free(&a);
+		if (!res.more)
+			return total;
+		snprintf(cursor, sizeof(cursor), "%s", res.next_cursor);
+	}
+	fail_msg("no end of paging");
+	return 0;
+}
+
+/*
+ * The reverse index keeps an entry as a fixed-size duplicate under a short key shared by
+ * neighbours ('4' + the first two address bytes): many names on one address (a sub-tree of
+ * duplicates), neighbour addresses under the same key, string rdata, paging, expiry.
+ */
+static void test_reverse_index_shared(void **state)
+{
+	struct fixture *f = *state;
+	char line[256];
+	static unsigned char seen[700];
+	size_t deleted;
+	for (int i = 0; i < 600; i++) {
+		snprintf(line, sizeof(line), "1000||c||s||IN||n%d.shared.test||A||10.7.0.1||60||1", i);
+		add(f->st, line, U1);
+		snprintf(line, sizeof(line), "1000||c||s||IN||n%d.cname.test||CNAME||Edge.CDN.test.||60||1", i);
+		add(f->st, line, U1);
+	}
+	for (int i = 0; i < 200; i++) {
+		snprintf(line, sizeof(line), "1000||c||s||IN||n%d.near.test||A||10.7.%d.%d||60||1", i,
+		         1 + i / 100, i % 100);
+		add(f->st, line, U2);
+	}
+	for (int i = 0; i < 40; i++) {
+		snprintf(line, sizeof(line), "1000||c||s||IN||n%d.six.test||AAAA||2001:db8::1||60||1", i);
+		add(f->st, line, U2);
+	}
+	assert_int_equal(pdns_store_commit(f->st), 0);
+
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "10.7.0.1", "shared.test", seen, 600), 600);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_FQUERY, "edge.cdn.test", "cname.test", seen, 600), 600);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "2001:DB8::1", "six.test", seen, 40), 40);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "10.7.1.5", "near.test", seen, 200), 1);
+	assert_int_equal(seen[5], 1);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "10.7.0.2", "near.test", seen, 200), 0);
+
+	/* a cursor of one address is not one of its neighbour's */
+	struct answers a = {0};
+	struct pdns_query_result res;
+	char cur[PDNS_CURSOR_MAX + 24];
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "10.7.0.1", &a, &res, "limit=1", NULL), 0);
+	assert_true(res.more);
+	answers_free(&a);
+	snprintf(cur, sizeof(cur), "cursor=%s", res.next_cursor);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "10.7.1.5", &a, &res, cur, NULL), -1);
+	assert_int_equal(run(f->st, PDNS_Q_FQUERY, "edge.cdn.test", &a, &res, cur, NULL), -1);
+
+	/* expiry removes the index entries with their records */
+	MDB_txn *txn;
+	MDB_stat ms;
+	assert_int_equal(pdns_store_set_expire(f->st, "A=100"), 0);
+	assert_int_equal(pdns_store_commit(f->st), 0);
+	while (pdns_store_purge(f->st, 2000000000, 300, &deleted) == 1)
+		;
+	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "10.7.0.1", "shared.test", seen, 600), 0);
+	assert_int_equal(pdns_store_read_begin(f->st, &txn), 0);
+	assert_int_equal(mdb_stat(txn, pdns_store_dbis(f->st)->rdx, &ms), 0);
+	assert_int_equal(ms.ms_entries, 640);
+	mdb_txn_abort(txn);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(page_rdata(f->st, PDNS_Q_FQUERY, "edge.cdn.test", "cname.test", seen, 600), 600);
+}
+
+/* A store of another format is refused with a reason, not misread. */
+static void test_format(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], dir[64];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct pdns_store_opts o = {.path = f->dir, .map_size_mb = 64};
+	add(f->st, "1000||c||s||IN||fmt.test||A||10.0.0.1||60||1", U1);
+	pdns_store_close(f->st);
+	f->st = NULL;
+	/* a format number from elsewhere */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	MDB_val k = {6, "format"}, v = {2, "99"};
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_memory_equal(v.mv_data, PDNS_FORMAT, strlen(PDNS_FORMAT));
+	v.mv_size = 2;
+	v.mv_data = "99";
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(pdns_store_open(&f->st, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "format 99"));
+	o.readonly = true;
+	assert_int_equal(pdns_store_open(&f->st, &o, err, sizeof(err)), -1);
+
+	/* a format 1 store: rdx without duplicates */
+	snprintf(dir, sizeof(dir), "/tmp/test_pdns_fmt1.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	static const char *const names[] = {"s2i", "i2s", "rec", "rdx", "sensor", "meta"};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi), 0);
+		if (i == 3) { /* one format 1 index entry: '4' 10.0.0.1 A name 16 -> empty */
+			MDB_val ik = {11, "4\x0a\0\0\x01\0\x01\0\0\0\x10"}, iv = {0, NULL};
+			assert_int_equal(mdb_put(txn, dbi, &ik, &iv, 0), 0);
+		}
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	struct pdns_store_opts o1 = {.path = dir, .map_size_mb = 64};
+	assert_int_equal(pdns_store_open(&f->st, &o1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "older format"));
+	rm_store(dir);
+	f->st = NULL;
+}
+
 static void test_readonly_missing(void **state)
 {
 	char err[256];
@@ -546,6 +700,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_string_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reverse_index_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format, setup, teardown),
 		cmocka_unit_test(test_readonly_missing),
 		cmocka_unit_test(test_val_codec),
 	};
