@@ -986,10 +986,16 @@ static int an_flush(void *ctx)
  */
 static void summary(const struct tlsa_ctx *c, const struct tls_flow_stats *f);
 
+static int open_store(struct tlsa_ctx *c);
+
 static int an_idle(void *ctx)
 {
 	struct tlsa_ctx *c = ctx;
 	time_t now = time(NULL);
+	/* the store exists from the first second, before any data: d4-web then shows it empty
+	 * rather than "not set up" */
+	if (!c->store && c->db && !c->no_store && open_store(c))
+		return -1;
 	if (!c->last_report)
 		c->last_report = now;
 	if (now - c->last_report >= TLSA_REPORT_EVERY) {
