@@ -223,7 +223,7 @@ void sessions_replay(struct ingest *ing);
 
 /* ---- stats.c ---- */
 
-struct stats *stats_create(void);
+struct stats *stats_create(uv_loop_t *loop);
 void stats_destroy(struct stats *st);
 /* Packets and bytes a session accepted since the last flush. */
 void stats_frames(struct stats *st, const uint8_t uuid[D4_UUID_SIZE], uint8_t type,
@@ -237,8 +237,9 @@ void stats_session(struct stats *st, const uint8_t uuid[D4_UUID_SIZE],
 /* Frames whose timestamp was off beyond the threshold; skew: the last one's, in seconds. */
 void stats_skew(struct stats *st, const uint8_t uuid[D4_UUID_SIZE], uint64_t frames, int64_t skew,
                 uint64_t now);
-/* Writes everything gathered since the last flush in one transaction. */
-int stats_flush(struct stats *st, struct d4_store *s, uint64_t now);
+/* Once a second: hands what was gathered to a thread-pool write (unless one is still under
+ * way: then it gathers on). last: at exit, written at once in the loop. */
+int stats_flush(struct stats *st, struct d4_store *s, uint64_t now, bool last);
 
 /* ---- link.c: to d4-dispatch ---- */
 

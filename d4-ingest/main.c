@@ -67,7 +67,7 @@ static void tick_cb(uv_timer_t *t)
 	reloaded |= ing->policy_reloaded;
 	ing->policy_reloaded = false;
 	sessions_tick(ing, reloaded);
-	stats_flush(ing->stats, ing->store, now);
+	stats_flush(ing->stats, ing->store, now, false);
 	link_flush(ing->link);
 }
 
@@ -97,7 +97,7 @@ static void finish(struct ingest *ing)
 {
 	uv_timer_stop(&ing->tick);
 	sessions_close_all(ing, D4_OK);
-	stats_flush(ing->stats, ing->store, ingest_now());
+	stats_flush(ing->stats, ing->store, ingest_now(), true);
 	link_flush(ing->link);
 	link_destroy(ing->link);
 	ing->link = NULL;
@@ -147,7 +147,7 @@ static int run_worker(struct ingest *ing, const int *fds, unsigned nfds)
 	}
 	if (policy_refresh(&ing->policy, ing->store, &ing->conf, ingest_now(), true) < 0)
 		goto out;
-	ing->stats = stats_create();
+	ing->stats = stats_create(&loop);
 	ing->link = link_create(ing);
 	if (ing->stats == NULL || ing->link == NULL)
 		goto out;

@@ -6,7 +6,11 @@
  * in between (sessions opened and closed, refusals), and everything is
  * written with one d4_stats_apply() in one short write transaction. So the
  * store sees at most one ingest write per second per worker, whatever the
- * packet rate, and a slow store delays statistics, never packets.
+ * packet rate, and a slow store delays statistics, never packets: the write
+ * (and its fsync, which takes 100 ms and more when an analyzer fills the same
+ * disk) runs in libuv's thread pool on a batch of its own, while the loop goes
+ * on gathering into the other one. A second that ends while a write is still
+ * under way keeps gathering; the last flush at exit is written in the loop.
  *
  * Strings (meta-type names, error texts) are copied into an arena that lives
  * until the flush, because the deltas only point at them.
@@ -29,26 +33,46 @@ struct arena_chunk {
 };
 
 struct stats {
+	/* gathering (the loop) */
 	struct d4_stats_delta *d;
 	size_t n, cap;
 	struct arena_chunk *arena;
 	uint64_t dropped; /* deltas not kept because MAX_DELTAS was reached */
+	/* being written (a thread-pool thread, while `writing`) */
+	struct d4_stats_delta *wd;
+	size_t wn, wcap;
+	struct arena_chunk *warena;
+	bool writing;
+	int wrc;
+	struct d4_store *store;
+	uv_loop_t *loop;
+	uv_work_t work;
 };
 
-struct stats *stats_create(void)
+struct stats *stats_create(uv_loop_t *loop)
 {
-	return calloc(1, sizeof(struct stats));
+	struct stats *st = calloc(1, sizeof(struct stats));
+	if (st != NULL) {
+		st->loop = loop;
+		st->work.data = st;
+	}
+	return st;
 }
 
-static void arena_reset(struct stats *st)
+static void arena_free(struct arena_chunk **head)
 {
-	struct arena_chunk *c = st->arena;
+	struct arena_chunk *c = *head;
 	while (c) {
 		struct arena_chunk *next = c->next;
 		free(c);
 		c = next;
 	}
-	st->arena = NULL;
+	*head = NULL;
+}
+
+static void arena_reset(struct stats *st)
+{
+	arena_free(&st->arena);
 }
 
 void stats_destroy(struct stats *st)
@@ -56,7 +80,9 @@ void stats_destroy(struct stats *st)
 	if (st == NULL)
 		return;
 	arena_reset(st);
+	arena_free(&st->warena);
 	free(st->d);
+	free(st->wd);
 	free(st);
 }
 
@@ -171,7 +197,25 @@ void stats_skew(struct stats *st, const uint8_t uuid[D4_UUID_SIZE], uint64_t fra
 	d->skew = skew;
 }
 
-int stats_flush(struct stats *st, struct d4_store *s, uint64_t now)
+static void write_work_cb(uv_work_t *w)
+{
+	struct stats *st = w->data;
+	st->wrc = d4_store_stats_apply(st->store, st->wd, st->wn);
+}
+
+static void write_done_cb(uv_work_t *w, int status)
+{
+	struct stats *st = w->data;
+	if (status == 0 && st->wrc != 0)
+		d4_log(D4_LOG_ERR, "stats-write-failed", "error", d4_store_strerror(st->wrc), NULL);
+	/* written or not, the batch is done with: a store that refuses a batch would refuse
+	 * it again, and packets must not wait on it */
+	st->wn = 0;
+	arena_free(&st->warena);
+	st->writing = false;
+}
+
+int stats_flush(struct stats *st, struct d4_store *s, uint64_t now, bool last)
 {
 	(void)now;
 	if (st->dropped) {
@@ -179,14 +223,35 @@ int stats_flush(struct stats *st, struct d4_store *s, uint64_t now)
 		        "last second (more than %u)", (unsigned long long)st->dropped, MAX_DELTAS);
 		st->dropped = 0;
 	}
-	if (st->n == 0)
-		return 0;
-	int rc = d4_store_stats_apply(s, st->d, st->n);
-	if (rc != 0)
-		d4_log(D4_LOG_ERR, "stats-write-failed", "error", d4_store_strerror(rc), NULL);
-	/* written or not, the next second starts afresh: a store that refuses a
-	 * batch would refuse it again, and packets must not wait on it */
+	if (st->n == 0 || (st->writing && !last))
+		return 0; /* nothing, or the previous second is still being written: gather on */
+	if (last || st->loop == NULL) {
+		/* at exit, in the loop: the thread pool's write (if any) has its own batch and the
+		 * store serialises the two transactions */
+		int rc = d4_store_stats_apply(s, st->d, st->n);
+		if (rc != 0)
+			d4_log(D4_LOG_ERR, "stats-write-failed", "error", d4_store_strerror(rc), NULL);
+		st->n = 0;
+		arena_reset(st);
+		return rc;
+	}
+	/* swap: this second's batch goes to the thread pool, gathering goes on in the other */
+	struct d4_stats_delta *d = st->d;
+	size_t cap = st->cap;
+	st->d = st->wd;
+	st->cap = st->wcap;
+	st->wd = d;
+	st->wcap = cap;
+	st->wn = st->n;
 	st->n = 0;
-	arena_reset(st);
-	return rc;
+	st->warena = st->arena;
+	st->arena = NULL;
+	st->store = s;
+	st->writing = true;
+	int rc = uv_queue_work(st->loop, &st->work, write_work_cb, write_done_cb);
+	if (rc != 0) { /* cannot happen with a live loop; write it here rather than lose it */
+		st->wrc = d4_store_stats_apply(s, st->wd, st->wn);
+		write_done_cb(&st->work, 0);
+	}
+	return 0;
 }
