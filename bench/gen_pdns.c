@@ -4,6 +4,9 @@
  *
  *   gen_pdns [-n LINES] [--seed S] [--names N] [--start UNIXTIME] [--rate LINES_PER_S]
  *            [--d4 --uuid UUID --key KEY]
+ *   gen_pdns --drop DIR NAME   (benchmark helper: empties database NAME of the LMDB
+ *                               environment DIR, so that the pages it frees, sub-databases of
+ *                               duplicates included, can be counted with mdb_stat -ef)
  *
  * What makes it realistic enough to measure a store with:
  *   - names are drawn from a Zipf-like law (s = 1) over N names: a few are looked up all the
@@ -25,8 +28,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 #include "d4_proto.h"
 #include "d4_uuid.h"
+
+/* Empties one named database of an environment (bench/pdns.sh: bytes per database). */
+static int drop_db(const char *dir, const char *name)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	int rc;
+	if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, (size_t)1 << 36)) != 0 ||
+	    (rc = mdb_env_open(env, dir, MDB_NOSYNC, 0640)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, name, 0, &dbi)) != 0 || (rc = mdb_drop(txn, dbi, 0)) != 0) {
+		fprintf(stderr, "gen_pdns: drop %s in %s: %s\n", name, dir, mdb_strerror(rc));
+		if (txn)
+			mdb_txn_abort(txn);
+		if (env)
+			mdb_env_close(env);
+		return 1;
+	}
+	rc = mdb_txn_commit(txn);
+	mdb_env_close(env);
+	if (rc != 0) {
+		fprintf(stderr, "gen_pdns: drop %s: %s\n", name, mdb_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
 
 struct gen {
 	uint64_t rng;
@@ -223,6 +256,8 @@ int main(int argc, char **argv)
 	uint64_t seed = 42;
 	const char *uuid = "cd980d75-dcf1-47da-bb60-aabe94fea6b2";
 	g.key = "private key to change";
+	if (argc == 4 && strcmp(argv[1], "--drop") == 0)
+		return drop_db(argv[2], argv[3]);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--d4") == 0) {

@@ -60,7 +60,7 @@ mdb_copy -c "$WORK/db" "$WORK/compact"
 FILE=$(stat -c %s "$WORK/db/data.mdb")
 COMPACT=$(stat -c %s "$WORK/compact/data.mdb")
 # per database: entries, pages, bytes per distinct record. mdb_stat does not count the pages
-# of sub-databases (the duplicates of a key of rdx, MDB_DUPSORT, once they outgrow a page):
+# of sub-databases (the duplicates of a key of rec or rdx, MDB_DUPSORT, once they outgrow a page):
 # they are the file's pages that no database accounts for (less the 2 meta pages).
 mdb_stat -a "$WORK/compact" | awk -v file="$(stat -c %s "$WORK/compact/data.mdb")" \
 	-v psize="$PSIZE" -v d="$DISTINCT" '/^Status of/ { db = $3 } /Leaf pages/ { leaf[db] = $3 }
@@ -68,7 +68,19 @@ mdb_stat -a "$WORK/compact" | awk -v file="$(stat -c %s "$WORK/compact/data.mdb"
 	END { for (x in n) { p = leaf[x] + br[x] + ov[x]; sum += p
 	        if (x != "Main") printf "  %-7s %10d entries %8d pages %6.1f B/record\n", x, n[x], p, p * psize / d }
 	      sub_ = file / psize - sum - 2
-	      printf "  %-7s %10s         %8d pages %6.1f B/record (sub-databases of duplicates: rdx)\n", "(dups)", "", sub_, sub_ * psize / d }'
+	      printf "  %-7s %10s         %8d pages %6.1f B/record (sub-databases of duplicates: rec and rdx)\n", "(dups)", "", sub_, sub_ * psize / d }'
+# the databases of duplicates in all (sub-databases included): the pages that emptying each
+# one frees in a copy of the compacted store (gen_pdns --drop, then mdb_stat -ef)
+mkdir -p "$WORK/dropped"
+cp "$WORK/compact/data.mdb" "$WORK/dropped/"
+for db in rec rec6 rdx rdx6; do
+	f0=$(mdb_stat -ef "$WORK/dropped" | awk '/Free pages/ { print $3 }')
+	"$BIN/gen_pdns" --drop "$WORK/dropped" "$db"
+	f1=$(mdb_stat -ef "$WORK/dropped" | awk '/Free pages/ { print $3 }')
+	awk -v n="$db" -v p="$((f1 - f0))" -v psize="$PSIZE" -v d="$DISTINCT" \
+		'BEGIN { printf "  %-7s in all (sub-databases included) %8d pages %6.1f B/record\n", n, p, p * psize / d }'
+done
+rm -rf "$WORK/dropped"
 BPR=$(awk -v b="$COMPACT" -v d="$DISTINCT" 'BEGIN { printf "%.1f", b / d }')
 echo "store: $DISTINCT distinct records; data.mdb $FILE bytes ($((USED * PSIZE)) in pages used), $COMPACT after mdb_copy -c"
 echo "store: $BPR bytes per distinct record as ingested, after mdb_copy -c (reference 764: x$(ratio 764 "$BPR") smaller)"

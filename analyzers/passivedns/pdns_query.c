@@ -1,8 +1,9 @@
 /*
  * pdns_query.c — lookups in the passive DNS store, answered as COF objects (pdns_query.h).
  *
- * Every answer is built from index keys: a name lookup is a prefix scan of rec (name id
- * first), an address or rdata lookup a prefix scan of rdx followed by one rec get per hit, a
+ * Every answer is built from index keys: a name lookup is a scan of the records of its name id
+ * (rec and rcx merged in key order, pdns_rec_iter), an address or rdata lookup a prefix scan of
+ * rdx followed by one record get per hit, a
  * wildcard a prefix scan of the reversed names in s2i with a rec scan per name. Strings are
  * fetched from i2s per record; nothing is cached across queries, so many threads may query at
  * once with one read transaction each. The cursor is the hex of the last index key given (or
@@ -238,13 +239,13 @@ static void make_cursor(struct run *r)
 }
 
 /*
- * One record (rec key + value). Returns 0 to go on, 1 when the scan must stop.
+ * One record (logical key + decoded value). Returns 0 to go on, 1 when the scan must stop.
  * tag/ikey: the index key that led here (for the cursor).
  */
-static int visit(struct run *r, const uint8_t *key, size_t klen, const MDB_val *val, char tag,
-                 const uint8_t *ikey, size_t iklen)
+static int visit(struct run *r, const uint8_t *key, size_t klen, const struct pdns_val *vp,
+                 char tag, const uint8_t *ikey, size_t iklen)
 {
-	struct pdns_val v;
+	const struct pdns_val v = *vp;
 	char tname[PDNS_TYPE_TEXT_MAX];
 	char addr[INET6_ADDRSTRLEN];
 	MDB_val name, rdata;
@@ -256,7 +257,7 @@ static int visit(struct run *r, const uint8_t *key, size_t klen, const MDB_val *
 		make_cursor(r); /* continue after the last key examined */
 		return 1;
 	}
-	if (klen < 11 || pdns_val_decode(val->mv_data, val->mv_size, &v) != 0)
+	if (klen < 11)
 		goto skip;
 	uint16_t type = (uint16_t)((key[4] << 8) | key[5]);
 	if (!type_ok(r->q, type) || (r->q->since && v.last < r->q->since) ||
@@ -351,33 +352,28 @@ skip:
 	return 0;
 }
 
-/* rec entries whose key starts with prefix (4-byte name id), after `after` when given. */
-static int scan_rec(struct run *r, const uint8_t *prefix, size_t plen, const uint8_t *after,
-                    size_t alen)
+/* The records of a name id (rec, rec6 and rcx merged), after `after` when given. */
+static int scan_rec(struct run *r, const uint8_t prefix[4], const uint8_t *after, size_t alen)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(r->txn, r->d->rec, &c);
+	struct pdns_rec_iter it;
+	struct pdns_val v;
+	const uint8_t *k;
+	size_t klen;
+	int rc = pdns_rec_iter_open(r->st, r->txn, &it, prefix, after, alen);
 	if (rc != 0)
 		return rc;
-	k.mv_data = (void *)(after ? after : prefix);
-	k.mv_size = after ? alen : plen;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	if (rc == 0 && after && k.mv_size == alen && memcmp(k.mv_data, after, alen) == 0)
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	while (rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0) {
-		if (visit(r, k.mv_data, k.mv_size, &v, 'r', k.mv_data, k.mv_size) != 0)
+	while ((rc = pdns_rec_iter_next(&it, &k, &klen, &v)) == 0)
+		if (visit(r, k, klen, &v, 'r', k, klen) != 0)
 			break;
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
+	pdns_rec_iter_close(&it);
 	return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : rc;
 }
 
 /*
- * rdx entries with the prefix kind|rdata, then their rec values. An index key is an LMDB key
- * (the prefix but its last 2 bytes) and an 8-byte duplicate (those 2 bytes, rrtype, name id):
- * one key's duplicates from the first with those 2 bytes (or after the cursor) on.
+ * rdx (rdx6 for IPv6) entries with the prefix kind|rdata, then their records. An index key is
+ * an LMDB key (rdx: the prefix but its last 2 bytes; rdx6: '6' + 2 address bytes) and a
+ * fixed-size duplicate (the rest): one key's duplicates from the first with the prefix's
+ * remaining bytes (or after the cursor) on.
  */
 static int scan_rdx(struct run *r, const uint8_t *prefix, size_t plen)
 {
@@ -388,7 +384,8 @@ static int scan_rdx(struct run *r, const uint8_t *prefix, size_t plen)
 	size_t alen = r->q->cursor_len, ilen = plen + 6;
 	if (ilen > PDNS_REC_KEY_MAX || ilen <= PDNS_RDX_DUP)
 		return 0;
-	size_t klen = ilen - PDNS_RDX_DUP, tail = plen - klen; /* duplicate bytes of the prefix */
+	size_t dsz = pdns_rdx_dup(ilen); /* rdx, or rdx6 for IPv6 */
+	size_t klen = ilen - dsz, tail = plen - klen; /* duplicate bytes of the prefix */
 	if (after != NULL && (alen != ilen || memcmp(after, prefix, plen) != 0)) {
 		r->why = "cursor: not a cursor of this query";
 		return -1;
@@ -399,25 +396,23 @@ static int scan_rdx(struct run *r, const uint8_t *prefix, size_t plen)
 		memcpy(ik, prefix, plen);
 		memset(ik + plen, 0, 6);
 	}
-	int rc = mdb_cursor_open(r->txn, r->d->rdx, &c);
+	int rc = mdb_cursor_open(r->txn, ilen == 23 ? r->d->rdx6 : r->d->rdx, &c);
 	if (rc != 0)
 		return rc;
 	pdns_rdx_split(ik, ilen, &k, &d);
 	rc = mdb_cursor_get(c, &k, &d, MDB_GET_BOTH_RANGE);
-	if (rc == 0 && after && d.mv_size == PDNS_RDX_DUP &&
-	    memcmp(d.mv_data, after + klen, PDNS_RDX_DUP) == 0)
+	if (rc == 0 && after && d.mv_size == dsz && memcmp(d.mv_data, after + klen, dsz) == 0)
 		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_DUP);
-	while (rc == 0 && d.mv_size == PDNS_RDX_DUP &&
-	       memcmp(d.mv_data, prefix + klen, tail) == 0) {
+	while (rc == 0 && d.mv_size == dsz && memcmp(d.mv_data, prefix + klen, tail) == 0) {
 		uint8_t x[PDNS_REC_KEY_MAX], rk[PDNS_REC_KEY_MAX];
 		size_t rdl = ilen - 6;
 		memcpy(x, prefix, klen);
-		memcpy(x + klen, d.mv_data, PDNS_RDX_DUP);
+		memcpy(x + klen, d.mv_data, dsz);
 		memcpy(rk, x + rdl + 2, 4);
 		memcpy(rk + 4, x + rdl, 2);
 		memcpy(rk + 6, x, rdl);
-		MDB_val rkv = {ilen, rk}, rv;
-		int g = mdb_get(r->txn, r->d->rec, &rkv, &rv);
+		struct pdns_val rv;
+		int g = pdns_store_rec_get(r->st, r->txn, rk, ilen, &rv);
 		if (g == 0) {
 			if (visit(r, rk, ilen, &rv, 'x', x, ilen) != 0)
 				break;
@@ -446,9 +441,9 @@ static int run_name(struct run *r, const char *name, size_t len)
 			r->why = "cursor: not a cursor of this query";
 			return -1;
 		}
-		return scan_rec(r, p, 4, r->q->cursor, r->q->cursor_len);
+		return scan_rec(r, p, r->q->cursor, r->q->cursor_len);
 	}
-	return scan_rec(r, p, 4, NULL, 0);
+	return scan_rec(r, p, NULL, 0);
 }
 
 static int run_wildcard(struct run *r, const char *suffix, size_t slen)
@@ -491,7 +486,7 @@ static int run_wildcard(struct run *r, const char *suffix, size_t slen)
 			uint8_t p[4];
 			memcpy(p, v.mv_data, 4);
 			if (after && memcmp(after, p, 4) == 0) {
-				rc = scan_rec(r, p, 4, after, r->q->cursor_len);
+				rc = scan_rec(r, p, after, r->q->cursor_len);
 			} else {
 				/* a cursor made before this name's records continues with all of them:
 				 * the bare name id sorts before every record key of the name */
@@ -501,7 +496,7 @@ static int run_wildcard(struct run *r, const char *suffix, size_t slen)
 					make_cursor(r);
 					break;
 				}
-				rc = scan_rec(r, p, 4, NULL, 0);
+				rc = scan_rec(r, p, NULL, 0);
 			}
 			after = NULL;
 			if (rc != 0 || r->stopped)
@@ -617,7 +612,7 @@ int pdns_query_info(struct pdns_store *st, char **out)
 {
 	const struct pdns_dbis *d = pdns_store_dbis(st);
 	MDB_txn *txn;
-	MDB_stat s_rec, s_str, s_sen, s_env;
+	MDB_stat s_rec, s_rec6, s_rcx, s_str, s_sen, s_env;
 	MDB_envinfo info;
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -633,7 +628,8 @@ int pdns_query_info(struct pdns_store *st, char **out)
 		free(b);
 		return -1;
 	}
-	if (mdb_stat(txn, d->rec, &s_rec) != 0 || mdb_stat(txn, d->s2i, &s_str) != 0 ||
+	if (mdb_stat(txn, d->rec, &s_rec) != 0 || mdb_stat(txn, d->rec6, &s_rec6) != 0 ||
+	    mdb_stat(txn, d->rcx, &s_rcx) != 0 || mdb_stat(txn, d->s2i, &s_str) != 0 ||
 	    mdb_stat(txn, d->sensor, &s_sen) != 0 || mdb_env_stat(pdns_store_env(st), &s_env) != 0 ||
 	    mdb_env_info(pdns_store_env(st), &info) != 0)
 		goto err;
@@ -643,8 +639,9 @@ int pdns_query_info(struct pdns_store *st, char **out)
 	                       "\"store\":{\"records\":%zu,\"strings\":%zu,\"sensors\":%zu,"
 	                       "\"used_bytes\":%" PRIu64 ",\"map_bytes\":%zu,\"page_size\":%u},"
 	                       "\"stats\":{",
-	                       D4_VERSION_STRING, s_rec.ms_entries, s_str.ms_entries,
-	                       s_sen.ms_entries / 2, used, info.me_mapsize, s_env.ms_psize);
+	                       D4_VERSION_STRING,
+	                       s_rec.ms_entries + s_rec6.ms_entries + s_rcx.ms_entries,
+	                       s_str.ms_entries, s_sen.ms_entries / 2, used, info.me_mapsize, s_env.ms_psize);
 	if ((rc = mdb_cursor_open(txn, d->meta, &c)) != 0)
 		goto err;
 	k.mv_data = "stat.";

@@ -3,10 +3,11 @@
  * docs/passivedns.md).
  *
  * Why it is built so: the reference keeps five Redis keys per (name, type, rdata) and pays 11
- * round trips per line; here a record is one 11..23-byte key and a ~8-byte value of varints in
- * a B-tree, plus an 8-byte duplicate in the reverse index (under a key shared with its
- * neighbours: no LMDB node of its own, see apply_rdx). Names and string rdata are interned once
- * (a u32 id), addresses are their own bytes. Ingest cost is dominated by B-tree lookups, so
+ * round trips per line; here a record is an 18-byte fixed-size duplicate (29 for IPv6) under a
+ * key shared by 65,536 consecutive name ids, plus an 8-byte (20) duplicate in the reverse
+ * index: no LMDB node of its own (see apply_entry, apply_rdx). The few records that do not fit
+ * a fixed size (several sensors, big counts, rare types) are ordinary keys of rcx. Names and
+ * string rdata are interned once (a u32 id), addresses are their own bytes. Ingest cost is dominated by B-tree lookups, so
  * lines are first merged in an in-memory hash table (popular names repeat: one lookup per
  * distinct record per batch instead of one per line) and applied in key order, which keeps the
  * pages touched by consecutive puts close together. A string cache spares the s2i lookups of
@@ -76,8 +77,9 @@ struct pdns_store {
 	uint64_t pending[PDNS_S__COUNT];
 	uint64_t total[PDNS_S__COUNT];
 	char *expire_spec; /* to write at next commit */
-	uint8_t purge_pos[PDNS_REC_KEY_MAX];
+	uint8_t purge_pos[PDNS_REC_KEY + PDNS_REC_DUP_MAX]; /* see pdns_store_purge */
 	size_t purge_pos_len;
+	int purge_phase;
 };
 
 static const char *const stat_names[PDNS_S__BASE] = {
@@ -196,6 +198,285 @@ size_t pdns_val_encode(const struct pdns_val *v, uint8_t *out)
 	return n;
 }
 
+/* ---- rec duplicates (pdns_store.h) ---- */
+
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/*
+ * The (rrtype, kind) pairs of rec, in their order: a code is its index + 1, so that the
+ * duplicates of rec sort as their logical keys do. Part of the format: never reorder.
+ */
+static const struct {
+	uint16_t type;
+	uint8_t kind;
+} type_codes[] = {
+	{1, PDNS_RD_V4},  {1, PDNS_RD_STR},  {2, PDNS_RD_STR},   {5, PDNS_RD_STR},
+	{6, PDNS_RD_STR}, {12, PDNS_RD_STR}, {13, PDNS_RD_STR},  {15, PDNS_RD_STR},
+	{16, PDNS_RD_STR}, {28, PDNS_RD_STR}, {33, PDNS_RD_STR}, {35, PDNS_RD_STR},
+	{39, PDNS_RD_STR}, {43, PDNS_RD_STR}, {48, PDNS_RD_STR}, {64, PDNS_RD_STR},
+	{65, PDNS_RD_STR}, {99, PDNS_RD_STR}, {255, PDNS_RD_STR}, {257, PDNS_RD_STR},
+};
+#define N_CODES (sizeof(type_codes) / sizeof(type_codes[0]))
+
+static unsigned type_code(uint16_t type, uint8_t kind)
+{
+	for (unsigned i = 0; i < N_CODES; i++)
+		if (type_codes[i].type == type && type_codes[i].kind == kind)
+			return i + 1;
+	return 0;
+}
+
+int pdns_fixed_which(const uint8_t *key, size_t klen)
+{
+	uint16_t type = (uint16_t)((key[4] << 8) | key[5]);
+	if (klen == 11 && type_code(type, key[6]) != 0)
+		return 0;
+	if (klen == 23 && type == 28 && key[6] == PDNS_RD_V6)
+		return 1;
+	return -1;
+}
+
+/* The identity part of a duplicate (the logical key but its first 2 bytes): its length. */
+static size_t fixed_id(int which, const uint8_t *key, uint8_t *dup)
+{
+	memcpy(dup, key + 2, 2);
+	if (which == 0) {
+		dup[2] = (uint8_t)type_code((uint16_t)((key[4] << 8) | key[5]), key[6]);
+		memcpy(dup + 3, key + 7, 4);
+		return 7;
+	}
+	memcpy(dup + 2, key + 7, 16);
+	return 18;
+}
+
+size_t pdns_fixed_encode(int which, const uint8_t *key, size_t klen, const struct pdns_val *v,
+                         uint8_t dup[PDNS_REC_DUP_MAX])
+{
+	if (which < 0 || pdns_fixed_which(key, klen) != which || v->first > UINT32_MAX ||
+	    v->last < v->first || v->last - v->first > UINT32_MAX ||
+	    v->count > PDNS_REC_COUNT_MAX || v->nsensors > 1 ||
+	    (v->nsensors == 1 && (v->sensors[0] == 0 || v->sensors[0] > 255)))
+		return 0;
+	size_t n = fixed_id(which, key, dup);
+	pdns_be32(dup + n, (uint32_t)v->first);
+	pdns_be32(dup + n + 4, (uint32_t)(v->last - v->first));
+	dup[n + 8] = (uint8_t)(v->count >> 8);
+	dup[n + 9] = (uint8_t)v->count;
+	dup[n + 10] = v->nsensors ? (uint8_t)v->sensors[0] : 0;
+	return n + 11;
+}
+
+size_t pdns_fixed_decode(int which, const uint8_t *k2, const uint8_t *dup,
+                         uint8_t key[PDNS_REC_KEY_MAX], struct pdns_val *v)
+{
+	size_t n, klen;
+	memcpy(key, k2, 2);
+	memcpy(key + 2, dup, 2);
+	if (which == 0) {
+		unsigned c = dup[2];
+		uint16_t type = c >= 1 && c <= N_CODES ? type_codes[c - 1].type : 0;
+		key[4] = (uint8_t)(type >> 8);
+		key[5] = (uint8_t)type;
+		key[6] = c >= 1 && c <= N_CODES ? type_codes[c - 1].kind : 0;
+		memcpy(key + 7, dup + 3, 4);
+		n = 7;
+		klen = 11;
+	} else {
+		key[4] = 0;
+		key[5] = 28;
+		key[6] = PDNS_RD_V6;
+		memcpy(key + 7, dup + 2, 16);
+		n = 18;
+		klen = 23;
+	}
+	v->first = pdns_get_be32(dup + n);
+	v->last = v->first + pdns_get_be32(dup + n + 4);
+	v->count = ((uint64_t)dup[n + 8] << 8) | dup[n + 9];
+	v->nsensors = dup[n + 10] ? 1 : 0;
+	v->sensors[0] = dup[n + 10];
+	return klen;
+}
+
+static size_t fixed_dup_size(int which)
+{
+	return which == 0 ? PDNS_REC_DUP : PDNS_REC6_DUP;
+}
+
+/* Positions c (on rec or rec6) on the duplicate of a logical key: 0, MDB_NOTFOUND, error. */
+static int fixed_find(MDB_cursor *c, int which, const uint8_t *key, MDB_val *d)
+{
+	uint8_t probe[PDNS_REC_DUP_MAX] = {0};
+	MDB_val k = {PDNS_REC_KEY, (void *)key};
+	size_t idl = fixed_id(which, key, probe);
+	d->mv_size = fixed_dup_size(which);
+	d->mv_data = probe;
+	int rc = mdb_cursor_get(c, &k, d, MDB_GET_BOTH_RANGE);
+	if (rc == 0 && (d->mv_size != fixed_dup_size(which) || memcmp(d->mv_data, probe, idl) != 0))
+		rc = MDB_NOTFOUND;
+	return rc;
+}
+
+int pdns_store_rec_get(struct pdns_store *st, MDB_txn *txn, const uint8_t *key, size_t klen,
+                       struct pdns_val *v)
+{
+	MDB_cursor *c;
+	MDB_val k = {klen, (void *)key}, d;
+	uint8_t lk[PDNS_REC_KEY_MAX];
+	int rc, which = pdns_fixed_which(key, klen);
+	if (which >= 0) {
+		if ((rc = mdb_cursor_open(txn, which == 0 ? st->d.rec : st->d.rec6, &c)) != 0)
+			return rc;
+		rc = fixed_find(c, which, key, &d);
+		if (rc == 0)
+			pdns_fixed_decode(which, key, d.mv_data, lk, v);
+		mdb_cursor_close(c);
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	if ((rc = mdb_get(txn, st->d.rcx, &k, &d)) != 0)
+		return rc;
+	return pdns_val_decode(d.mv_data, d.mv_size, v) == 0 ? 0 : MDB_CORRUPTED;
+}
+
+/* The current entry of source i of the iterator (k, d: what the cursor gave): decoded if it
+ * is still one of the name's, else rc[i] = MDB_NOTFOUND. Bad rcx values are skipped. */
+static void iter_load(struct pdns_rec_iter *it, int i, MDB_val *k, MDB_val *d)
+{
+	for (;;) {
+		if (it->rc[i] != 0)
+			return;
+		if (i < 2) {
+			if (d->mv_size != fixed_dup_size(i) || k->mv_size != PDNS_REC_KEY ||
+			    memcmp(d->mv_data, it->id + 2, 2) != 0) {
+				it->rc[i] = MDB_NOTFOUND;
+				return;
+			}
+			it->klen[i] = pdns_fixed_decode(i, k->mv_data, d->mv_data, it->key[i], &it->val[i]);
+			return;
+		}
+		if (k->mv_size < 4 || k->mv_size > PDNS_REC_KEY_MAX || memcmp(k->mv_data, it->id, 4)) {
+			it->rc[i] = MDB_NOTFOUND;
+			return;
+		}
+		if (pdns_val_decode(d->mv_data, d->mv_size, &it->val[i]) == 0) {
+			memcpy(it->key[i], k->mv_data, k->mv_size);
+			it->klen[i] = k->mv_size;
+			return;
+		}
+		it->rc[i] = mdb_cursor_get(it->c[i], k, d, MDB_NEXT);
+	}
+}
+
+int pdns_rec_iter_open(struct pdns_store *st, MDB_txn *txn, struct pdns_rec_iter *it,
+                       const uint8_t id[4], const uint8_t *after, size_t alen)
+{
+	const MDB_dbi dbis[3] = {st->d.rec, st->d.rec6, st->d.rcx};
+	int rc;
+	memset(it, 0, sizeof(*it));
+	memcpy(it->id, id, 4);
+	if (after != NULL && (alen < 4 || alen > PDNS_REC_KEY_MAX || memcmp(after, id, 4) != 0))
+		after = NULL;
+	for (int i = 0; i < 3; i++) {
+		if ((rc = mdb_cursor_open(txn, dbis[i], &it->c[i])) != 0) {
+			pdns_rec_iter_close(it);
+			return rc;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		uint8_t probe[PDNS_REC_DUP_MAX] = {0};
+		MDB_val k, d;
+		if (i < 2) {
+			/* the first duplicate of the name at or after the cursor's bytes */
+			k.mv_size = PDNS_REC_KEY;
+			k.mv_data = it->id;
+			memcpy(probe, id + 2, 2);
+			if (after != NULL && alen > 4)
+				memcpy(probe + 2, after + 4,
+				       (alen - 4 < fixed_dup_size(i) - 2 ? alen - 4 : fixed_dup_size(i) - 2));
+			if (i == 0 && after != NULL && alen > 4) {
+				/* the cursor's type and kind as a code: the smallest code at or after them */
+				uint8_t tk[3] = {0, 0, 0};
+				memcpy(tk, after + 4, alen - 4 < 3 ? alen - 4 : 3);
+				unsigned c = 1;
+				while (c <= N_CODES) {
+					uint8_t ck[3] = {(uint8_t)(type_codes[c - 1].type >> 8),
+					                 (uint8_t)type_codes[c - 1].type, type_codes[c - 1].kind};
+					if (memcmp(ck, tk, 3) >= 0)
+						break;
+					c++;
+				}
+				probe[2] = (uint8_t)c;
+				memset(probe + 3, 0, sizeof(probe) - 3);
+				if (c <= N_CODES && alen >= 11 &&
+				    memcmp((uint8_t[3]){(uint8_t)(type_codes[c - 1].type >> 8),
+				                        (uint8_t)type_codes[c - 1].type,
+				                        type_codes[c - 1].kind},
+				           tk, 3) == 0)
+					memcpy(probe + 3, after + 7, 4);
+			} else if (i == 1 && after != NULL && alen > 4) {
+				/* rec6 holds (28, '6') only: before it, from the start; after it, nothing */
+				uint8_t tk[3] = {0, 0, 0}, six[3] = {0, 28, PDNS_RD_V6};
+				memcpy(tk, after + 4, alen - 4 < 3 ? alen - 4 : 3);
+				int c = memcmp(tk, six, 3);
+				memset(probe + 2, c > 0 ? 0xff : 0, sizeof(probe) - 2);
+				if (c == 0 && alen >= 23)
+					memcpy(probe + 2, after + 7, 16);
+			}
+			d.mv_size = fixed_dup_size(i);
+			d.mv_data = probe;
+			it->rc[i] = mdb_cursor_get(it->c[i], &k, &d, MDB_GET_BOTH_RANGE);
+		} else {
+			k.mv_data = (void *)(after ? after : id);
+			k.mv_size = after ? alen : 4;
+			it->rc[i] = mdb_cursor_get(it->c[i], &k, &d, MDB_SET_RANGE);
+		}
+		iter_load(it, i, &k, &d);
+		/* past the cursor itself (and anything at or before it) */
+		while (it->rc[i] == 0 && after && key_cmp(it->key[i], it->klen[i], after, alen) <= 0) {
+			it->rc[i] = mdb_cursor_get(it->c[i], &k, &d, i < 2 ? MDB_NEXT_DUP : MDB_NEXT);
+			iter_load(it, i, &k, &d);
+		}
+	}
+	return 0;
+}
+
+int pdns_rec_iter_next(struct pdns_rec_iter *it, const uint8_t **key, size_t *klen,
+                       struct pdns_val *v)
+{
+	int best = -1;
+	for (int i = 0; i < 3; i++) {
+		if (it->rc[i] == MDB_NOTFOUND)
+			continue;
+		if (it->rc[i] != 0)
+			return it->rc[i];
+		if (best < 0 || key_cmp(it->key[i], it->klen[i], it->key[best], it->klen[best]) < 0)
+			best = i;
+	}
+	if (best < 0)
+		return MDB_NOTFOUND;
+	memcpy(it->out, it->key[best], it->klen[best]);
+	*key = it->out;
+	*klen = it->klen[best];
+	*v = it->val[best];
+	MDB_val k, d;
+	it->rc[best] = mdb_cursor_get(it->c[best], &k, &d, best < 2 ? MDB_NEXT_DUP : MDB_NEXT);
+	iter_load(it, best, &k, &d);
+	return 0;
+}
+
+void pdns_rec_iter_close(struct pdns_rec_iter *it)
+{
+	for (int i = 0; i < 3; i++) {
+		if (it->c[i])
+			mdb_cursor_close(it->c[i]);
+		it->c[i] = NULL;
+	}
+}
+
 /* ---- keys ---- */
 
 size_t pdns_rdata_key(uint8_t kind, const uint8_t *addr, uint32_t sid, uint8_t *out)
@@ -290,11 +571,6 @@ static int check_format(struct pdns_store *st, MDB_txn *txn, const char *path, c
 	int rc = mdb_dbi_flags(txn, st->d.rdx, &flags);
 	if (rc != 0)
 		return fail(err, errlen, "format", rc);
-	/* LMDB opens a database with the flags it was created with, whatever is asked */
-	if ((flags & PDNS_RDX_FLAGS) != PDNS_RDX_FLAGS) {
-		snprintf(err, errlen, "%s: a store of an older format (1): ingest again", path);
-		return -1;
-	}
 	rc = mdb_get(txn, st->d.meta, &k, &v);
 	if (rc == 0) {
 		if (v.mv_size == strlen(PDNS_FORMAT) && memcmp(v.mv_data, PDNS_FORMAT, v.mv_size) == 0)
@@ -306,6 +582,11 @@ static int check_format(struct pdns_store *st, MDB_txn *txn, const char *path, c
 	}
 	if (rc != MDB_NOTFOUND)
 		return fail(err, errlen, "format", rc);
+	/* LMDB opens a database with the flags it was created with, whatever is asked */
+	if ((flags & PDNS_RDX_FLAGS) != PDNS_RDX_FLAGS) {
+		snprintf(err, errlen, "%s: a store of an older format (1): ingest again", path);
+		return -1;
+	}
 	if (st->ro)
 		return 0; /* a store being created: its writer has not committed yet */
 	v.mv_size = strlen(PDNS_FORMAT);
@@ -331,7 +612,7 @@ int pdns_store_open(struct pdns_store **out, const struct pdns_store_opts *o, ch
 		snprintf(err, errlen, "mkdir %s: %s", o->path, strerror(errno));
 		goto err;
 	}
-	if ((rc = mdb_env_create(&st->env)) != 0 || (rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	if ((rc = mdb_env_create(&st->env)) != 0 || (rc = mdb_env_set_maxdbs(st->env, 12)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st->env, 512)) != 0) {
 		fail(err, errlen, "mdb_env_create", rc);
 		goto err;
@@ -349,19 +630,27 @@ int pdns_store_open(struct pdns_store **out, const struct pdns_store_opts *o, ch
 		snprintf(err, errlen, "open %s: %s", o->path, mdb_strerror(rc));
 		goto err;
 	}
+	/* meta and the format first: a store of another format may lack a database of this one */
 	if ((rc = mdb_txn_begin(st->env, NULL, st->ro ? MDB_RDONLY : 0, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "s2i", dbf, &st->d.s2i)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "i2s", dbf, &st->d.i2s)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "rec", dbf, &st->d.rec)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "rdx", dbf | PDNS_RDX_FLAGS, &st->d.rdx)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "sensor", dbf, &st->d.sensor)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", dbf, &st->d.meta)) != 0) {
+	    (rc = mdb_dbi_open(txn, "meta", dbf, &st->d.meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rdx", dbf | PDNS_RDX_FLAGS, &st->d.rdx)) != 0) {
 		snprintf(err, errlen, "%s: %s%s", o->path, mdb_strerror(rc),
 		         rc == MDB_NOTFOUND ? " (no passive DNS store here yet)" : "");
 		goto err;
 	}
 	if ((rc = check_format(st, txn, o->path, err, errlen)) != 0)
 		goto err;
+	if ((rc = mdb_dbi_open(txn, "s2i", dbf, &st->d.s2i)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "i2s", dbf, &st->d.i2s)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rec", dbf | PDNS_REC_FLAGS, &st->d.rec)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rec6", dbf | PDNS_REC_FLAGS, &st->d.rec6)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rcx", dbf, &st->d.rcx)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rdx6", dbf | PDNS_RDX_FLAGS, &st->d.rdx6)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "sensor", dbf, &st->d.sensor)) != 0) {
+		snprintf(err, errlen, "%s: %s%s", o->path, mdb_strerror(rc),
+		         rc == MDB_NOTFOUND ? " (no passive DNS store here yet)" : "");
+		goto err;
+	}
 	if (!st->ro) {
 		st->tail_cap = PDNS_BUCKET * (PDNS_RDATA_MAX + 8) + 16;
 		if ((st->tail = malloc(st->tail_cap)) == NULL) {
@@ -721,85 +1010,119 @@ struct rdx_key {
 	uint8_t k[PDNS_REC_KEY_MAX];
 };
 
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
-}
-
 static int cmp_rdx(const void *a, const void *b)
 {
 	const struct rdx_key *x = a, *y = b;
 	return key_cmp(x->k, x->len, y->k, y->len);
 }
 
-/*
- * One merged record into rec. `tail` (the largest key in rec before this batch) lets keys
- * beyond it skip the lookup and go in with MDB_APPEND: records of names first seen in this
- * batch (ids grow) fill their pages completely instead of being split in halves.
- */
-static int apply_entry(struct pdns_store *st, MDB_cursor *cur, const struct agg_entry *e,
-                       const MDB_val *tail, struct rdx_key *fresh, size_t *nfresh)
+static void val_merge(struct pdns_val *val, const struct agg_entry *e)
 {
-	MDB_val k = {e->klen, (void *)e->key}, v;
-	struct pdns_val val;
-	uint8_t vb[PDNS_VAL_MAX];
-	unsigned flags = 0;
-	int rc;
-	if (tail->mv_size == 0 || key_cmp(e->key, e->klen, tail->mv_data, tail->mv_size) > 0) {
-		rc = MDB_NOTFOUND;
-		flags = MDB_APPEND;
-	} else {
-		/* a new record in one search; an existing one comes back as MDB_KEYEXIST */
-		val.first = e->first;
-		val.last = e->last;
-		val.count = e->count;
-		val.nsensors = e->nsens;
-		for (unsigned i = 0; i < e->nsens; i++)
-			val.sensors[i] = e->sens[i];
-		v.mv_size = pdns_val_encode(&val, vb);
-		v.mv_data = vb;
-		rc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
-		if (rc == 0)
-			goto added;
-		if (rc != MDB_KEYEXIST)
-			return rc;
-		rc = 0; /* v: the stored value, the cursor on it */
+	if (e->first < val->first)
+		val->first = e->first;
+	if (e->last > val->last)
+		val->last = e->last;
+	val->count += e->count;
+	for (unsigned i = 0; i < e->nsens; i++) {
+		uint8_t n = (uint8_t)val->nsensors;
+		sens_add(val->sensors, &n, PDNS_MAX_SENSORS, e->sens[i]);
+		val->nsensors = n;
 	}
-	if (rc == 0) {
-		if (pdns_val_decode(v.mv_data, v.mv_size, &val) != 0)
-			return MDB_CORRUPTED;
-		if (e->first < val.first)
-			val.first = e->first;
-		if (e->last > val.last)
-			val.last = e->last;
-		val.count += e->count;
-		for (unsigned i = 0; i < e->nsens; i++) {
-			uint8_t n = (uint8_t)val.nsensors;
-			sens_add(val.sensors, &n, PDNS_MAX_SENSORS, e->sens[i]);
-			val.nsensors = n;
+}
+
+/* Where the batch is applied: cursors and the last logical keys of rec, rec6 and rcx. */
+struct apply_ctx {
+	MDB_cursor *c[3];
+	uint8_t tail[3][PDNS_REC_KEY_MAX];
+	size_t tail_len[3]; /* 0: empty database */
+};
+
+static void agg_val(const struct agg_entry *e, struct pdns_val *v)
+{
+	v->first = e->first;
+	v->last = e->last;
+	v->count = e->count;
+	v->nsensors = e->nsens;
+	for (unsigned i = 0; i < e->nsens; i++)
+		v->sensors[i] = e->sens[i];
+}
+
+static bool beyond(const struct apply_ctx *a, int i, const uint8_t *key, size_t klen)
+{
+	return a->tail_len[i] == 0 || key_cmp(key, klen, a->tail[i], a->tail_len[i]) > 0;
+}
+
+/* A record into rcx (appended when beyond its last key). */
+static int put_rcx(struct apply_ctx *a, const uint8_t *key, size_t klen,
+                   const struct pdns_val *v)
+{
+	uint8_t vb[PDNS_VAL_MAX];
+	MDB_val k = {klen, (void *)key}, d = {pdns_val_encode(v, vb), vb};
+	unsigned flags = 0;
+	if (beyond(a, 2, key, klen)) {
+		flags = MDB_APPEND;
+		memcpy(a->tail[2], key, klen);
+		a->tail_len[2] = klen;
+	}
+	return mdb_cursor_put(a->c[2], &k, &d, flags);
+}
+
+/*
+ * One merged record. A record is looked up in its fixed database (rec or rec6) then rcx,
+ * merged, and written back where it fits: rewritten in place (MDB_CURRENT: same size, same
+ * place among the duplicates), or moved to rcx. Keys beyond the last key of a database
+ * (records of names first seen in this batch: ids grow) skip its lookup, and new records
+ * beyond it are appended (MDB_APPEND / MDB_APPENDDUP: full pages, not pages split in halves).
+ */
+static int apply_entry(struct pdns_store *st, struct apply_ctx *a, const struct agg_entry *e,
+                       struct rdx_key *fresh, size_t *nfresh)
+{
+	struct pdns_val val, add;
+	uint8_t dup[PDNS_REC_DUP_MAX], lk[PDNS_REC_KEY_MAX];
+	MDB_val k, d;
+	int rc, w = pdns_fixed_which(e->key, e->klen);
+	size_t dl;
+	agg_val(e, &add);
+	if (w >= 0 && !beyond(a, w, e->key, e->klen)) {
+		rc = fixed_find(a->c[w], w, e->key, &d);
+		if (rc == 0) {
+			pdns_fixed_decode(w, e->key, d.mv_data, lk, &val);
+			goto merge_fixed;
 		}
-		v.mv_size = pdns_val_encode(&val, vb);
-		v.mv_data = vb;
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	if (!beyond(a, 2, e->key, e->klen)) {
 		k.mv_size = e->klen;
 		k.mv_data = (void *)e->key;
-		return mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+		rc = mdb_cursor_get(a->c[2], &k, &d, MDB_SET_KEY);
+		if (rc == 0) {
+			if (pdns_val_decode(d.mv_data, d.mv_size, &val) != 0)
+				return MDB_CORRUPTED;
+			goto merge_rcx;
+		}
+		if (rc != MDB_NOTFOUND)
+			return rc;
 	}
-	if (rc != MDB_NOTFOUND)
+	/* a new record */
+	if ((dl = pdns_fixed_encode(w, e->key, e->klen, &add, dup)) != 0) {
+		unsigned flags = 0;
+		if (beyond(a, w, e->key, e->klen)) {
+			bool same = a->tail_len[w] != 0 && memcmp(a->tail[w], e->key, PDNS_REC_KEY) == 0;
+			flags = same ? MDB_APPENDDUP : (MDB_APPEND | MDB_APPENDDUP);
+			memcpy(a->tail[w], e->key, e->klen);
+			a->tail_len[w] = e->klen;
+		}
+		k.mv_size = PDNS_REC_KEY;
+		k.mv_data = (void *)e->key;
+		d.mv_size = dl;
+		d.mv_data = dup;
+		rc = mdb_cursor_put(a->c[w], &k, &d, flags);
+	} else {
+		rc = put_rcx(a, e->key, e->klen, &add);
+	}
+	if (rc != 0)
 		return rc;
-	val.first = e->first;
-	val.last = e->last;
-	val.count = e->count;
-	val.nsensors = e->nsens;
-	for (unsigned i = 0; i < e->nsens; i++)
-		val.sensors[i] = e->sens[i];
-	v.mv_size = pdns_val_encode(&val, vb);
-	v.mv_data = vb;
-	k.mv_size = e->klen;
-	k.mv_data = (void *)e->key;
-	if ((rc = mdb_cursor_put(cur, &k, &v, flags)) != 0)
-		return rc;
-added:;
 	/* reverse index key kind|rdata|type|name_id, written after the batch, in order */
 	struct rdx_key *rk = &fresh[(*nfresh)++];
 	size_t rdl = e->klen - 6;
@@ -809,6 +1132,31 @@ added:;
 	memcpy(rk->k + rdl + 2, e->key, 4);
 	pdns_store_count(st, PDNS_S_NEW, 1);
 	return 0;
+
+merge_fixed:
+	val_merge(&val, e);
+	k.mv_size = PDNS_REC_KEY;
+	k.mv_data = (void *)e->key;
+	if ((dl = pdns_fixed_encode(w, e->key, e->klen, &val, dup)) != 0) {
+		d.mv_size = dl;
+		d.mv_data = dup;
+		return mdb_cursor_put(a->c[w], &k, &d, MDB_CURRENT);
+	}
+	/* it no longer fits: moves to rcx */
+	if ((rc = mdb_cursor_del(a->c[w], 0)) != 0)
+		return rc;
+	return put_rcx(a, e->key, e->klen, &val);
+
+merge_rcx:
+	val_merge(&val, e);
+	{
+		uint8_t vb[PDNS_VAL_MAX];
+		k.mv_size = e->klen;
+		k.mv_data = (void *)e->key;
+		d.mv_size = pdns_val_encode(&val, vb);
+		d.mv_data = vb;
+		return mdb_cursor_put(a->c[2], &k, &d, MDB_CURRENT);
+	}
 }
 
 /*
@@ -818,17 +1166,22 @@ added:;
  */
 static int apply_rdx(struct pdns_store *st, struct rdx_key *fresh, size_t n)
 {
-	MDB_cursor *cur;
+	MDB_cursor *cur, *cur6;
 	int rc;
 	qsort(fresh, n, sizeof(*fresh), cmp_rdx);
 	if ((rc = mdb_cursor_open(st->wtxn, st->d.rdx, &cur)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(st->wtxn, st->d.rdx6, &cur6)) != 0) {
+		mdb_cursor_close(cur);
+		return rc;
+	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		MDB_val k, d;
 		pdns_rdx_split(fresh[i].k, fresh[i].len, &k, &d);
-		rc = mdb_cursor_put(cur, &k, &d, 0);
+		rc = mdb_cursor_put(fresh[i].len == 23 ? cur6 : cur, &k, &d, 0);
 	}
 	mdb_cursor_close(cur);
+	mdb_cursor_close(cur6);
 	return rc;
 }
 
@@ -870,7 +1223,7 @@ int pdns_store_commit(struct pdns_store *st)
 	struct agg_entry **list = NULL;
 	struct rdx_key *fresh = NULL;
 	size_t nfresh = 0;
-	MDB_cursor *cur = NULL;
+	struct apply_ctx ac = {0};
 	int rc = 0;
 	bool any = st->agg_n > 0 || st->expire_spec != NULL;
 	for (unsigned i = 0; i < PDNS_S__COUNT && !any; i++)
@@ -898,24 +1251,30 @@ int pdns_store_commit(struct pdns_store *st)
 			rc = ENOMEM;
 			goto err;
 		}
-		if ((rc = mdb_cursor_open(st->wtxn, st->d.rec, &cur)) != 0)
-			goto err;
-		MDB_val tail = {0, NULL}, tv;
-		uint8_t tailbuf[PDNS_REC_KEY_MAX];
-		rc = mdb_cursor_get(cur, &tail, &tv, MDB_LAST);
-		if (rc == 0 && tail.mv_size <= sizeof(tailbuf)) {
-			memcpy(tailbuf, tail.mv_data, tail.mv_size);
-			tail.mv_data = tailbuf;
-		} else if (rc == 0 || rc == MDB_NOTFOUND) {
-			tail.mv_size = 0;
-		} else {
-			goto err;
+		const MDB_dbi dbis[3] = {st->d.rec, st->d.rec6, st->d.rcx};
+		for (int j = 0; j < 3; j++) {
+			MDB_val lk, lv;
+			struct pdns_val unused;
+			if ((rc = mdb_cursor_open(st->wtxn, dbis[j], &ac.c[j])) != 0)
+				goto err;
+			rc = mdb_cursor_get(ac.c[j], &lk, &lv, MDB_LAST);
+			if (rc == 0 && j < 2 && lk.mv_size == PDNS_REC_KEY &&
+			    lv.mv_size == fixed_dup_size(j)) {
+				ac.tail_len[j] = pdns_fixed_decode(j, lk.mv_data, lv.mv_data, ac.tail[j], &unused);
+			} else if (rc == 0 && j == 2 && lk.mv_size <= PDNS_REC_KEY_MAX) {
+				memcpy(ac.tail[j], lk.mv_data, lk.mv_size);
+				ac.tail_len[j] = lk.mv_size;
+			} else if (rc != 0 && rc != MDB_NOTFOUND) {
+				goto err;
+			}
 		}
 		for (size_t i = 0; i < n; i++)
-			if ((rc = apply_entry(st, cur, list[i], &tail, fresh, &nfresh)) != 0)
+			if ((rc = apply_entry(st, &ac, list[i], fresh, &nfresh)) != 0)
 				goto err;
-		mdb_cursor_close(cur);
-		cur = NULL;
+		for (int j = 0; j < 3; j++) {
+			mdb_cursor_close(ac.c[j]);
+			ac.c[j] = NULL;
+		}
 		free(list);
 		list = NULL;
 		if ((rc = apply_rdx(st, fresh, nfresh)) != 0)
@@ -937,8 +1296,9 @@ int pdns_store_commit(struct pdns_store *st)
 	return 0;
 err:
 	fprintf(stderr, "pdns store: commit: %s\n", rc > 0 && rc < 200 ? strerror(rc) : mdb_strerror(rc));
-	if (cur)
-		mdb_cursor_close(cur);
+	for (int j = 0; j < 3; j++)
+		if (ac.c[j])
+			mdb_cursor_close(ac.c[j]);
 	free(list);
 	free(fresh);
 	if (st->wtxn) {
@@ -1024,13 +1384,32 @@ int pdns_store_load_expire(struct pdns_store *st, MDB_txn *txn, struct pdns_expi
 	return pdns_expire_parse(buf, e);
 }
 
+/* Deletes the rdx entry of a logical key (purge). */
+static int rdx_del(struct pdns_store *st, const uint8_t *kp, size_t klen)
+{
+	uint8_t rk[PDNS_REC_KEY_MAX];
+	size_t rdl = klen - 6;
+	MDB_val rkv, rdv;
+	memcpy(rk, kp + 6, rdl);
+	memcpy(rk + rdl, kp + 4, 2);
+	memcpy(rk + rdl + 2, kp, 4);
+	pdns_rdx_split(rk, klen, &rkv, &rdv);
+	int rc = mdb_del(st->wtxn, klen == 23 ? st->d.rdx6 : st->d.rdx, &rkv, &rdv);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * The pass goes over rec, rec6 (phases 0, 1: position = 2-byte key + duplicate), then rcx
+ * (phase 2: position = logical key). Deleting the current entry and then MDB_NEXT gives the
+ * entry that followed it (duplicates included).
+ */
 int pdns_store_purge(struct pdns_store *st, uint64_t now, size_t max_delete, size_t *deleted)
 {
 	struct pdns_expire e;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int rc;
-	size_t scanned = 0;
+	size_t scanned = 0, budget = 4 * max_delete + 1000;
 	*deleted = 0;
 	if (pdns_store_commit(st) != 0 || (rc = wtxn(st)) != 0)
 		return -1;
@@ -1038,51 +1417,83 @@ int pdns_store_purge(struct pdns_store *st, uint64_t now, size_t max_delete, siz
 		goto err;
 	if (e.n == 0)
 		return pdns_store_commit(st);
-	if ((rc = mdb_cursor_open(st->wtxn, st->d.rec, &cur)) != 0)
-		goto err;
-	k.mv_size = st->purge_pos_len;
-	k.mv_data = st->purge_pos;
-	rc = mdb_cursor_get(cur, &k, &v, st->purge_pos_len ? MDB_SET_RANGE : MDB_FIRST);
-	while (rc == 0 && *deleted < max_delete && scanned < 4 * max_delete + 1000) {
-		const uint8_t *kp = k.mv_data;
-		struct pdns_val val;
-		scanned++;
-		if (k.mv_size < 11 || k.mv_size > PDNS_REC_KEY_MAX)
-			goto next;
-		uint16_t type = (uint16_t)((kp[4] << 8) | kp[5]);
-		uint64_t exp = pdns_expire_of(&e, type);
-		if (exp == 0 || pdns_val_decode(v.mv_data, v.mv_size, &val) != 0 ||
-		    val.last + exp >= now)
-			goto next;
-		uint8_t rk[PDNS_REC_KEY_MAX];
-		size_t rdl = k.mv_size - 6;
-		memcpy(rk, kp + 6, rdl);
-		memcpy(rk + rdl, kp + 4, 2);
-		memcpy(rk + rdl + 2, kp, 4);
-		MDB_val rkv, rdv;
-		pdns_rdx_split(rk, k.mv_size, &rkv, &rdv);
-		if ((rc = mdb_del(st->wtxn, st->d.rdx, &rkv, &rdv)) != 0 && rc != MDB_NOTFOUND)
+	while (*deleted < max_delete && scanned < budget) {
+		int ph = st->purge_phase;
+		bool fixed = ph < 2;
+		size_t dsz = fixed ? fixed_dup_size(ph) : 0;
+		const MDB_dbi dbis[3] = {st->d.rec, st->d.rec6, st->d.rcx};
+		if ((rc = mdb_cursor_open(st->wtxn, dbis[ph], &cur)) != 0)
 			goto err;
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
-			goto err;
-		(*deleted)++;
-		/* after a delete, MDB_NEXT gives the item that followed the deleted one */
+		if (st->purge_pos_len == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		} else if (fixed) {
+			k.mv_size = PDNS_REC_KEY;
+			k.mv_data = st->purge_pos;
+			v.mv_size = dsz;
+			v.mv_data = st->purge_pos + PDNS_REC_KEY;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
+			if (rc == MDB_NOTFOUND) {
+				/* nothing left under that key: the next key */
+				k.mv_size = PDNS_REC_KEY;
+				k.mv_data = st->purge_pos;
+				rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+				if (rc == 0 && k.mv_size == PDNS_REC_KEY &&
+				    memcmp(k.mv_data, st->purge_pos, PDNS_REC_KEY) == 0)
+					rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+			}
+		} else {
+			k.mv_size = st->purge_pos_len;
+			k.mv_data = st->purge_pos;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		}
+		while (rc == 0 && *deleted < max_delete && scanned < budget) {
+			struct pdns_val val;
+			uint8_t lk[PDNS_REC_KEY_MAX];
+			const uint8_t *kp = k.mv_data;
+			size_t klen = k.mv_size;
+			scanned++;
+			if (fixed) {
+				if (k.mv_size != PDNS_REC_KEY || v.mv_size != dsz)
+					goto next;
+				klen = pdns_fixed_decode(ph, k.mv_data, v.mv_data, lk, &val);
+				kp = lk;
+			} else if (klen < 11 || klen > PDNS_REC_KEY_MAX ||
+			           pdns_val_decode(v.mv_data, v.mv_size, &val) != 0) {
+				goto next;
+			}
+			uint16_t type = (uint16_t)((kp[4] << 8) | kp[5]);
+			uint64_t exp = pdns_expire_of(&e, type);
+			if (exp == 0 || val.last + exp >= now)
+				goto next;
+			if ((rc = rdx_del(st, kp, klen)) != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
+				goto err;
+			(*deleted)++;
 next:
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		if (rc == 0 && fixed && k.mv_size == PDNS_REC_KEY && v.mv_size == dsz) {
+			memcpy(st->purge_pos, k.mv_data, PDNS_REC_KEY);
+			memcpy(st->purge_pos + PDNS_REC_KEY, v.mv_data, dsz);
+			st->purge_pos_len = PDNS_REC_KEY + dsz;
+		} else if (rc == 0 && !fixed && k.mv_size <= PDNS_REC_KEY_MAX) {
+			st->purge_pos_len = k.mv_size;
+			memcpy(st->purge_pos, k.mv_data, k.mv_size);
+		} else if (rc == 0 || rc == MDB_NOTFOUND) {
+			/* this database is done: the next one, or the pass is over */
+			st->purge_pos_len = 0;
+			st->purge_phase = (ph + 1) % 3;
+		} else {
+			goto err;
+		}
+		mdb_cursor_close(cur);
+		cur = NULL;
+		if (st->purge_pos_len == 0 && st->purge_phase == 0)
+			break;
 	}
-	if (rc == 0 && k.mv_size <= PDNS_REC_KEY_MAX) {
-		st->purge_pos_len = k.mv_size;
-		memcpy(st->purge_pos, k.mv_data, k.mv_size);
-	} else if (rc == 0 || rc == MDB_NOTFOUND) {
-		st->purge_pos_len = 0;
-	} else {
-		goto err;
-	}
-	mdb_cursor_close(cur);
 	pdns_store_count(st, PDNS_S_PURGED, *deleted);
 	if (pdns_store_commit(st) != 0)
 		return -1;
-	return st->purge_pos_len != 0 ? 1 : 0;
+	return (st->purge_pos_len != 0 || st->purge_phase != 0) ? 1 : 0;
 err:
 	if (cur)
 		mdb_cursor_close(cur);
@@ -1103,7 +1514,8 @@ err:
  */
 int pdns_store_repack(const char *src, const char *dst, char *err, size_t errlen)
 {
-	static const char *const names[] = {"s2i", "i2s", "rec", "rdx", "sensor", "meta"};
+	static const char *const names[] = {"s2i", "i2s", "rec", "rec6", "rcx", "rdx", "rdx6",
+	                                     "sensor", "meta"};
 	struct pdns_store *in = NULL;
 	struct pdns_store_opts o = {.path = src, .readonly = true};
 	MDB_env *out = NULL;
@@ -1126,9 +1538,10 @@ int pdns_store_repack(const char *src, const char *dst, char *err, size_t errlen
 		goto fail;
 	}
 	const struct pdns_dbis *d = pdns_store_dbis(in);
-	const MDB_dbi dbis[] = {d->s2i, d->i2s, d->rec, d->rdx, d->sensor, d->meta};
+	const MDB_dbi dbis[] = {d->s2i,  d->i2s,  d->rec,    d->rec6, d->rcx,
+	                        d->rdx, d->rdx6, d->sensor, d->meta};
 	if ((rc = mdb_env_info(in->env, &info)) != 0 || (rc = mdb_env_create(&out)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(out, 8)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(out, 12)) != 0 ||
 	    (rc = mdb_env_set_mapsize(out, info.me_mapsize)) != 0 ||
 	    (rc = mdb_env_open(out, dst, MDB_NOTLS, 0640)) != 0 ||
 	    (rc = mdb_txn_begin(in->env, NULL, MDB_RDONLY, &rtxn)) != 0) {

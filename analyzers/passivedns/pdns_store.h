@@ -8,14 +8,27 @@
  *   i2s     u32be bucket (id / 16) -> the strings of ids bucket*16 .. bucket*16+15, in order,
  *           each as varint length + bytes (one LMDB node per 16 strings, not per string:
  *           ~10 bucket nodes fill a 4 KiB page; 64 strings a node would leave a third empty)
- *   rec     name_id u32be | rrtype u16be | kind u8 | rdata (4: IPv4, 16: IPv6, 4: string id)
- *             -> varint time_first, varint (time_last - time_first), varint count,
- *                varint sensor ids (up to PDNS_MAX_SENSORS)
+ *   A record's logical key is name_id u32be | rrtype u16be | kind u8 | rdata (4: IPv4,
+ *   16: IPv6, 4: string id), 11 or 23 bytes. It is stored in one of three databases:
+ *   rec     MDB_DUPSORT | MDB_DUPFIXED, 11-byte keys whose (rrtype, kind) has a code
+ *           (type_codes[] in pdns_store.c): LMDB key = the 2 high bytes of the name id, an
+ *           18-byte duplicate = 2 low bytes of the name id, the type code u8, 4 rdata bytes,
+ *           time_first u32be, time_last - time_first u32be, count u16be, sensor id u8 (0: none)
+ *   rec6    the same for AAAA records with an IPv6 address: a 29-byte duplicate = 2 low bytes
+ *           of the name id, 16 address bytes, then as rec
+ *   rcx     the records that fit neither (other types, a second sensor, a sensor id over
+ *           255, a count over 65535, times beyond u32): logical key -> varint time_first,
+ *           varint (time_last - time_first), varint count, varint sensor ids (up to
+ *           PDNS_MAX_SENSORS). A record is in one database only; one that stops fitting
+ *           moves to rcx. The three are in logical key order (the type codes follow the
+ *           order of (rrtype, kind)), merged by readers (pdns_rec_iter).
  *   rdx     the reverse index, MDB_DUPSORT | MDB_DUPFIXED: the index key
- *           kind u8 | rdata | rrtype u16be | name_id u32be (11 or 23 bytes) is split into an
- *           LMDB key (all of it but its last 8 bytes: '4' + 2 address bytes, 's' + the 2 high
- *           bytes of the string id, '6' + 14 address bytes) and an 8-byte duplicate (the rest):
- *           the duplicates of a key are packed 8 bytes each, without a node per entry
+ *           kind u8 | rdata | rrtype u16be | name_id u32be (11 bytes, kinds '4' and 's') is
+ *           split into an LMDB key (all of it but its last 8 bytes: '4' + 2 address bytes, 's'
+ *           + the 2 high bytes of the string id) and an 8-byte duplicate (the rest): the
+ *           duplicates of a key are packed 8 bytes each, without a node per entry
+ *   rdx6    the same for the 23-byte index keys of IPv6 rdata: LMDB key '6' + 2 address
+ *           bytes, a 20-byte duplicate
  *   sensor  'u' uuid[16] -> u32 id; 'i' u32be -> uuid[16]
  *   meta    text keys: "stat.<name>" -> u64 (little endian), "expire" -> "16=24000,99=26000",
  *           "format" -> PDNS_FORMAT (decimal text; a store of another format is refused)
@@ -37,18 +50,33 @@
 #define PDNS_MAX_SENSORS 16  /* sensor ids kept per record (the first ones seen) */
 #define PDNS_REC_KEY_MAX 23  /* 4 + 2 + 1 + 16 */
 #define PDNS_STR_KEY_MAX 433 /* longest s2i key (long strings: prefix + SHA-256) */
-#define PDNS_FORMAT "2"       /* meta "format": 2 = rdx with fixed-size duplicates */
+#define PDNS_FORMAT "3"       /* meta "format": 3 = rec and rdx with fixed-size duplicates */
 
-/* rdx: the LMDB flags and the split of an index key into LMDB key + fixed-size duplicate. */
+/* rdx / rdx6: the LMDB flags and the split of an index key into LMDB key + fixed-size
+ * duplicate (8 bytes in rdx, 20 in rdx6: IPv6 index keys, 23 bytes). */
 #define PDNS_RDX_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
 #define PDNS_RDX_DUP 8
+#define PDNS_RDX6_DUP 20
+static inline size_t pdns_rdx_dup(size_t len)
+{
+	return len == 23 ? PDNS_RDX6_DUP : PDNS_RDX_DUP;
+}
 static inline void pdns_rdx_split(const uint8_t *ik, size_t len, MDB_val *k, MDB_val *d)
 {
+	size_t dup = pdns_rdx_dup(len);
 	k->mv_data = (void *)ik;
-	k->mv_size = len - PDNS_RDX_DUP;
-	d->mv_data = (void *)(ik + len - PDNS_RDX_DUP);
-	d->mv_size = PDNS_RDX_DUP;
+	k->mv_size = len - dup;
+	d->mv_data = (void *)(ik + len - dup);
+	d->mv_size = dup;
 }
+
+/* rec, rec6: the LMDB flags, the key (2 high bytes of the name id) and duplicate sizes. */
+#define PDNS_REC_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
+#define PDNS_REC_KEY 2
+#define PDNS_REC_DUP 18
+#define PDNS_REC6_DUP 29
+#define PDNS_REC_DUP_MAX 29
+#define PDNS_REC_COUNT_MAX 0xffffu
 
 /* Counters of the analyzer, persisted (added) at each commit under "stat.<name>". */
 enum pdns_stat {
@@ -115,7 +143,7 @@ int pdns_store_repack(const char *src, const char *dst, char *err, size_t errlen
 /* ---- readers (also used by the writer's own code) ---- */
 
 struct pdns_dbis {
-	MDB_dbi s2i, i2s, rec, rdx, sensor, meta;
+	MDB_dbi s2i, i2s, rec, rec6, rcx, rdx, rdx6, sensor, meta;
 };
 const struct pdns_dbis *pdns_store_dbis(const struct pdns_store *st);
 
@@ -159,6 +187,38 @@ struct pdns_val {
 int pdns_val_decode(const uint8_t *p, size_t len, struct pdns_val *v);
 size_t pdns_val_encode(const struct pdns_val *v, uint8_t *out); /* out: 16 * 10 bytes */
 #define PDNS_VAL_MAX (10 * (3 + PDNS_MAX_SENSORS))
+
+/* Which fixed database a logical key goes to: 0 rec, 1 rec6, -1 neither (rcx). */
+int pdns_fixed_which(const uint8_t *key, size_t klen);
+/* A record as a rec / rec6 duplicate: the duplicate's size, or 0 when it does not fit. */
+size_t pdns_fixed_encode(int which, const uint8_t *key, size_t klen, const struct pdns_val *v,
+                         uint8_t dup[PDNS_REC_DUP_MAX]);
+/* A rec / rec6 entry (2-byte LMDB key + duplicate) into its logical key and value: klen. */
+size_t pdns_fixed_decode(int which, const uint8_t *k2, const uint8_t *dup,
+                         uint8_t key[PDNS_REC_KEY_MAX], struct pdns_val *v);
+/* The record of a logical key, from rec, rec6 or rcx: 0, MDB_NOTFOUND or an LMDB error. */
+int pdns_store_rec_get(struct pdns_store *st, MDB_txn *txn, const uint8_t *key, size_t klen,
+                       struct pdns_val *v);
+
+/*
+ * The records of one name id in logical key order, rec, rec6 and rcx merged: open with the
+ * 4-byte name id and, optionally, a key (a cursor) after which to start.
+ */
+struct pdns_rec_iter {
+	MDB_cursor *c[3];                 /* rec, rec6, rcx */
+	int rc[3];                        /* 0: the current entry of that database is valid */
+	uint8_t key[3][PDNS_REC_KEY_MAX]; /* their current entries, decoded */
+	size_t klen[3];
+	struct pdns_val val[3];
+	uint8_t id[4];
+	uint8_t out[PDNS_REC_KEY_MAX];    /* the key handed out */
+};
+int pdns_rec_iter_open(struct pdns_store *st, MDB_txn *txn, struct pdns_rec_iter *it,
+                       const uint8_t id[4], const uint8_t *after, size_t alen);
+/* The next record: 0 (key, klen, v set; key valid until the next call), MDB_NOTFOUND, error. */
+int pdns_rec_iter_next(struct pdns_rec_iter *it, const uint8_t **key, size_t *klen,
+                       struct pdns_val *v);
+void pdns_rec_iter_close(struct pdns_rec_iter *it);
 
 static inline void pdns_be32(uint8_t *p, uint32_t v)
 {

@@ -599,10 +599,206 @@ static void test_reverse_index_shared(void **state)
 	assert_int_equal(page_rdata(f->st, PDNS_Q_QUERY, "10.7.0.1", "shared.test", seen, 600), 0);
 	assert_int_equal(pdns_store_read_begin(f->st, &txn), 0);
 	assert_int_equal(mdb_stat(txn, pdns_store_dbis(f->st)->rdx, &ms), 0);
-	assert_int_equal(ms.ms_entries, 640);
+	assert_int_equal(ms.ms_entries, 600);
+	assert_int_equal(mdb_stat(txn, pdns_store_dbis(f->st)->rdx6, &ms), 0);
+	assert_int_equal(ms.ms_entries, 40);
 	mdb_txn_abort(txn);
 	memset(seen, 0, sizeof(seen));
 	assert_int_equal(page_rdata(f->st, PDNS_Q_FQUERY, "edge.cdn.test", "cname.test", seen, 600), 600);
+}
+
+/* Page through the records of a name one at a time; returns how many, checks key order. */
+static int page_name(struct pdns_store *st, const char *name, char rdata[][48], int max)
+{
+	struct answers a = {0};
+	struct pdns_query_result res;
+	char cur[PDNS_CURSOR_MAX + 24] = "limit=1";
+	int got = 0;
+	for (int guard = 0; guard < 1000; guard++) {
+		assert_int_equal(run(st, PDNS_Q_QUERY, name, &a, &res, "limit=1",
+		                     strcmp(cur, "limit=1") ? cur : NULL, NULL), 0);
+		for (int i = 0; i < a.n; i++) {
+			assert_true(got < max);
+			assert_string_equal(s(a.objs[i], "rrname"), name);
+			snprintf(rdata[got++], 48, "%s/%s", s(a.objs[i], "rrtype"), s(a.objs[i], "rdata"));
+		}
+		answers_free(&a);
+		if (!res.more)
+			break;
+		snprintf(cur, sizeof(cur), "cursor=%s", res.next_cursor);
+	}
+	return got;
+}
+
+static size_t entries(struct pdns_store *st, MDB_dbi dbi)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+	assert_int_equal(pdns_store_read_begin(st, &txn), 0);
+	assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+	mdb_txn_abort(txn);
+	return ms.ms_entries;
+}
+
+/*
+ * Format 3: records as fixed-size duplicates of rec (rec6 for AAAA), the ones that do not fit
+ * (a type without a code, a second sensor, a count over 65535) in rcx; a record that stops
+ * fitting moves. The three are merged in key order by name lookups (paging included), found by
+ * reverse lookups, updated in place, and purged.
+ */
+static void test_fixed_and_overflow(void **state)
+{
+	struct fixture *f = *state;
+	const struct pdns_dbis *d = pdns_store_dbis(f->st);
+	char line[256], got[64][48];
+	struct answers a = {0};
+	struct pdns_query_result res;
+	size_t deleted;
+
+	for (int i = 1; i <= 20; i++) {
+		snprintf(line, sizeof(line), "1000||c||s||IN||mix.test||A||10.0.0.%d||60||1", i);
+		add(f->st, line, U1);
+	}
+	add(f->st, "1000||c||s||IN||mix.test||AAAA||2001:db8::5||60||1", U1);
+	add(f->st, "1000||c||s||IN||mix.test||AAAA||2001:db8::6||60||1", U1);
+	add(f->st, "1000||c||s||IN||mix.test||A||10.0.1.1||60||16777216", U1);
+	add(f->st, "1000||c||s||IN||mix.test||TXT||hello||60||1", U1);
+	add(f->st, "1000||c||s||IN||mix.test||TYPE4000||opaque||60||1", U1); /* no type code */
+	add(f->st, "1000||c||s||IN||mix.tests||A||10.0.0.1||60||1", U1); /* a neighbour name */
+	assert_int_equal(pdns_store_commit(f->st), 0);
+	assert_int_equal(entries(f->st, d->rcx), 2);
+	assert_int_equal(entries(f->st, d->rec), 22);
+	assert_int_equal(entries(f->st, d->rec6), 2);
+
+	/* seen again by the same sensor: updated in place; by another: moves to rcx */
+	add(f->st, "900||c||s||IN||mix.test||A||10.0.0.1||60||2", U1);
+	add(f->st, "3000||c||s||IN||mix.test||A||10.0.0.2||60||1", U2);
+	add(f->st, "3000||c||s||IN||mix.test||AAAA||2001:db8::6||60||1", U2);
+	assert_int_equal(pdns_store_commit(f->st), 0);
+	assert_int_equal(entries(f->st, d->rcx), 4);
+	assert_int_equal(entries(f->st, d->rec), 21);
+	assert_int_equal(entries(f->st, d->rec6), 1);
+
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "mix.test", &a, &res, "rrtype=A", NULL), 0);
+	assert_int_equal(a.n, 21);
+	for (int i = 0; i < a.n; i++) {
+		const char *rd = s(a.objs[i], "rdata");
+		if (strcmp(rd, "10.0.0.1") == 0) {
+			assert_int_equal(n(a.objs[i], "count"), 3);
+			assert_int_equal(n(a.objs[i], "time_first"), 900);
+			assert_int_equal(n(a.objs[i], "time_last"), 1000);
+			assert_int_equal(json_array_size(json_object_get(a.objs[i], "sensor_ids")), 1);
+		} else if (strcmp(rd, "10.0.0.2") == 0) {
+			assert_int_equal(n(a.objs[i], "count"), 2);
+			assert_int_equal(n(a.objs[i], "time_last"), 3000);
+			assert_int_equal(json_array_size(json_object_get(a.objs[i], "sensor_ids")), 2);
+		} else if (strcmp(rd, "10.0.1.1") == 0) {
+			assert_int_equal(n(a.objs[i], "count"), 16777216);
+		} else {
+			assert_int_equal(n(a.objs[i], "count"), 1);
+		}
+	}
+	answers_free(&a);
+	/* reverse lookups find records in either database */
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "10.0.0.2", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(n(a.objs[0], "count"), 2);
+	answers_free(&a);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "10.0.0.1", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 2);
+	answers_free(&a);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "2001:db8::5", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 1);
+	answers_free(&a);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "2001:db8::6", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(n(a.objs[0], "count"), 2);
+	assert_int_equal(json_array_size(json_object_get(a.objs[0], "sensor_ids")), 2);
+	answers_free(&a);
+
+	/* paging one by one merges both databases: every record once, in key order */
+	int k = page_name(f->st, "mix.test", got, 64);
+	assert_int_equal(k, 25);
+	for (int i = 0; i < k; i++)
+		for (int j = i + 1; j < k; j++)
+			assert_string_not_equal(got[i], got[j]);
+	/* type order: A (1, rec and rcx), TXT (16, rec), AAAA (28, rec6 and rcx), 4000 (rcx) */
+	assert_string_equal(got[k - 1], "TYPE4000/opaque");
+	assert_string_equal(got[k - 2], "AAAA/2001:db8::6");
+	assert_string_equal(got[k - 3], "AAAA/2001:db8::5");
+	assert_string_equal(got[k - 4], "TXT/hello");
+	assert_string_equal(got[0], "A/10.0.0.1");
+	assert_string_equal(got[20], "A/10.0.1.1");
+
+	/* expiry purges in both databases */
+	assert_int_equal(pdns_store_set_expire(f->st, "A=100"), 0);
+	assert_int_equal(pdns_store_commit(f->st), 0);
+	for (int guard = 0; guard < 100 && pdns_store_purge(f->st, 2000000000, 3, &deleted) == 1;
+	     guard++)
+		;
+	assert_int_equal(entries(f->st, d->rcx), 2);
+	assert_int_equal(entries(f->st, d->rec), 1);
+	assert_int_equal(entries(f->st, d->rec6), 1);
+	assert_int_equal(entries(f->st, d->rdx), 2);
+	assert_int_equal(entries(f->st, d->rdx6), 2);
+	assert_int_equal(page_name(f->st, "mix.test", got, 64), 4);
+}
+
+/*
+ * Many records under one 2-byte key of rec: its duplicates outgrow a sub-page into a
+ * sub-database; updates in place, lookups and an expiry pass in small chunks work there too.
+ */
+static void test_fixed_subdb(void **state)
+{
+	struct fixture *f = *state;
+	char line[256], err[256];
+	struct answers a = {0};
+	struct pdns_query_result res;
+	size_t deleted, total = 0;
+	struct pdns_store_opts o = {.path = f->dir, .map_size_mb = 64, .batch = 4096};
+	pdns_store_close(f->st);
+	assert_int_equal(pdns_store_open(&f->st, &o, err, sizeof(err)), 0);
+	const struct pdns_dbis *d = pdns_store_dbis(f->st);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 1500; i++) {
+			snprintf(line, sizeof(line), "%d||c||s||IN||h%d.sub.test||A||10.1.%d.%d||60||1",
+			         1000 + round, i, i / 256, i % 256);
+			add(f->st, line, U1);
+			snprintf(line, sizeof(line), "%d||c||s||IN||h%d.sub.test||TXT||t%d||60||1",
+			         1000 + round, i, i);
+			add(f->st, line, U1);
+		}
+		assert_int_equal(pdns_store_commit(f->st), 0);
+	}
+	assert_int_equal(entries(f->st, d->rec), 3000);
+	assert_int_equal(entries(f->st, d->rcx), 0);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "h777.sub.test", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 2);
+	for (int i = 0; i < a.n; i++) {
+		assert_int_equal(n(a.objs[i], "count"), 2);
+		assert_int_equal(n(a.objs[i], "time_first"), 1000);
+		assert_int_equal(n(a.objs[i], "time_last"), 1001);
+	}
+	answers_free(&a);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "10.1.3.9", &a, &res, NULL), 0);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(s(a.objs[0], "rrname"), "h777.sub.test");
+	answers_free(&a);
+	assert_int_equal(pdns_store_set_expire(f->st, "A=100"), 0);
+	assert_int_equal(pdns_store_commit(f->st), 0);
+	int rc, guard = 0;
+	while ((rc = pdns_store_purge(f->st, 2000000000, 97, &deleted)) == 1 && guard++ < 1000)
+		total += deleted;
+	assert_int_equal(rc, 0);
+	total += deleted;
+	assert_int_equal(total, 1500);
+	assert_int_equal(entries(f->st, d->rec), 1500);
+	assert_int_equal(entries(f->st, d->rdx), 1500);
+	assert_int_equal(run(f->st, PDNS_Q_QUERY, "*.sub.test", &a, &res, "limit=200", NULL), 0);
+	assert_int_equal(a.n, 200);
+	for (int i = 0; i < a.n; i++)
+		assert_string_equal(s(a.objs[i], "rrtype"), "TXT");
+	answers_free(&a);
 }
 
 /* A store of another format is refused with a reason, not misread. */
@@ -701,6 +897,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_repack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_string_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reverse_index_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fixed_and_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fixed_subdb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format, setup, teardown),
 		cmocka_unit_test(test_readonly_missing),
 		cmocka_unit_test(test_val_codec),
