@@ -313,6 +313,10 @@ static int on_idle(void *vctx)
 	struct pd_ctx *c = vctx;
 	time_t now = time(NULL);
 	size_t deleted;
+	/* the store exists from the first second, before any data: d4-web then shows it empty
+	 * rather than "not set up" */
+	if (c->st == NULL && c->db[0] != '\0' && open_store(c) != 0)
+		return -1;
 	if (c->st == NULL || !c->expire_set ||
 	    (!c->purging && now - c->last_purge < (time_t)c->purge_interval))
 		return 0;
