@@ -93,6 +93,64 @@ class Reader(threading.Thread):
             return True
 
 
+
+class ScriptedDispatcher:
+    """The dispatcher side for a test that scripts the messages itself: starts PROGRAM with a
+    socketpair as its stdin, sends the magic and HELLO (queue NAME, PARAMS), numbers DATA from 1,
+    and waits for the ACKs. For the analyzers' protocol-mode tests."""
+
+    def __init__(self, program, name, params, ts=1700000000):
+        import tempfile
+        self.ts = ts
+        self.ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([program], stdin=theirs, stdout=self.err, stderr=self.err)
+        theirs.close()
+        self.reader = Reader(self.ours)
+        self.reader.start()
+        body = struct.pack("<H", 1) + s16(name.encode()) + struct.pack("<H", len(params))
+        for k, v in params.items():
+            body += s16(k.encode()) + s16(v.encode())
+        self.ours.sendall(b"D4AP" + msg(HELLO, body))
+        self.seq = 0
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.ours.close()
+        self.err.close()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def registered(self):
+        return self.reader.wait(lambda: any(k == REGISTER for k, _ in self.reader.msgs), 5)
+
+    def acks(self):
+        return [struct.unpack("<Q", b)[0] for k, b in self.reader.msgs if k == ACK]
+
+    def data(self, session, typ, payload, ts=None):
+        self.seq += 1
+        return msg(DATA, struct.pack("<QQ", session, self.seq) +
+                   frame(typ, UUID_A, payload, self.ts if ts is None else ts))
+
+    def send(self, raw, wait_ack=True):
+        self.ours.sendall(raw)
+        if wait_ack:
+            ok = self.reader.wait(lambda: self.acks() and self.acks()[-1] == self.seq, 10)
+            assert ok, "no ACK of %d: %r %s" % (self.seq, self.acks()[-3:], self.stderr())
+
+    def bye(self):
+        """BYE: the analyzer answers BYE, closes and exits 0."""
+        self.ours.sendall(msg(BYE))
+        assert self.reader.wait(lambda: self.reader.eof, 10), "no EOF after BYE"
+        rc = self.proc.wait(10)
+        assert rc == 0, "exit %d: %s" % (rc, self.stderr())
+        assert any(k == BYE for k, _ in self.reader.msgs), "no BYE"
+
+
 def main():
     args = sys.argv[1:]
     scenario, out, err = "normal", "/dev/null", None

@@ -11,17 +11,14 @@ is built: CSV lines cut anywhere by the frames come out as records in the store.
 """
 import os
 import shutil
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_dispatcher import (ACK, BYE, DATA, END, HELLO, REGISTER, UUID_A, Reader,  # noqa: E402
-                             frame, msg, s16, start)
+from fake_dispatcher import ScriptedDispatcher, END, UUID_A, msg, start  # noqa: E402
 from test_pdns_ingest import ANALYZER, LOOKUP, Lookup  # noqa: E402
 
 BIN = os.environ.get("D4_BIN", "")
@@ -29,54 +26,11 @@ T = 1700000000
 UUID_STR = "cd980d75-dcf1-47da-bb60-aabe94fea6b2"
 
 
-class Dispatcher:
-    """The dispatcher side: HELLO with params, then DATA numbered from 1."""
+class Dispatcher(ScriptedDispatcher):
+    """The dispatcher side: HELLO with params, then DATA numbered from 1 (fake_dispatcher.py)."""
 
     def __init__(self, params):
-        self.ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([ANALYZER], stdin=theirs, stdout=self.err, stderr=self.err)
-        theirs.close()
-        self.reader = Reader(self.ours)
-        self.reader.start()
-        body = struct.pack("<H", 1) + s16(b"pdns") + struct.pack("<H", len(params))
-        for k, v in params.items():
-            body += s16(k.encode()) + s16(v.encode())
-        self.ours.sendall(b"D4AP" + msg(HELLO, body))
-        self.seq = 0
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.ours.close()
-        self.err.close()
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
-
-    def registered(self):
-        return self.reader.wait(lambda: any(k == REGISTER for k, _ in self.reader.msgs), 5)
-
-    def acks(self):
-        return [struct.unpack("<Q", b)[0] for k, b in self.reader.msgs if k == ACK]
-
-    def data(self, session, typ, payload, ts=T):
-        self.seq += 1
-        return msg(DATA, struct.pack("<QQ", session, self.seq) + frame(typ, UUID_A, payload, ts))
-
-    def send(self, raw, wait_ack=True):
-        self.ours.sendall(raw)
-        if wait_ack:
-            ok = self.reader.wait(lambda: self.acks() and self.acks()[-1] == self.seq, 10)
-            assert ok, "no ACK of %d: %r %s" % (self.seq, self.acks()[-3:], self.stderr())
-
-    def bye(self):
-        self.ours.sendall(msg(BYE))
-        assert self.reader.wait(lambda: self.reader.eof, 10), "no EOF after BYE"
-        rc = self.proc.wait(10)
-        assert rc == 0, "exit %d: %s" % (rc, self.stderr())
+        super().__init__(ANALYZER, "pdns", params, ts=T)
 
 
 class Protocol(unittest.TestCase):
