@@ -13,6 +13,7 @@
 #define D4CTL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,18 @@ void d4ctl_err(const char *where, const char *fmt, ...) __attribute__((format(pr
 int d4ctl_getopt_error(const char *where, int c, char **argv);
 /* Whether argv[i] is -h, --help or help. */
 bool d4ctl_is_help(const char *arg);
+
+/* One subcommand of a command group ("d4ctl sensor list ..."). */
+struct d4ctl_sub {
+	const char *name;
+	int (*run)(struct d4ctl *ctl, int argc, char **argv);
+};
+/*
+ * Runs the subcommand argv[1] of `group` with (argc - 1, argv + 1); no subcommand or an
+ * unknown one prints the group's usage on stderr (D4CTL_USAGE), -h/--help on stdout.
+ */
+int d4ctl_subcommand(struct d4ctl *ctl, const char *group, const struct d4ctl_sub *subs,
+                     size_t n, void (*group_usage)(FILE *out), int argc, char **argv);
 
 /* A UUID (v4 only when need_v4). 0, or D4CTL_USAGE after printing why. */
 int d4ctl_parse_uuid(const char *where, const char *text, bool need_v4, uint8_t out[16]);

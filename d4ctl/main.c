@@ -315,6 +315,25 @@ bool d4ctl_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;
 }
 
+int d4ctl_subcommand(struct d4ctl *ctl, const char *group, const struct d4ctl_sub *subs,
+                     size_t n, void (*group_usage)(FILE *out), int argc, char **argv)
+{
+	if (argc < 2) {
+		group_usage(stderr);
+		return D4CTL_USAGE;
+	}
+	if (d4ctl_is_help(argv[1])) {
+		group_usage(stdout);
+		return D4CTL_OK;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].run(ctl, argc - 1, argv + 1);
+	d4ctl_err(group, "unknown subcommand '%s'", argv[1]);
+	group_usage(stderr);
+	return D4CTL_USAGE;
+}
+
 int d4ctl_parse_uuid(const char *where, const char *text, bool need_v4, uint8_t out[16])
 {
 	if (d4_uuid_parse_str(text, out) != 0) {

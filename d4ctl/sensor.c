@@ -1110,28 +1110,13 @@ static int sensor_block_ip(struct d4ctl *ctl, int argc, char **argv)
 
 int cmd_sensor(struct d4ctl *ctl, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct d4ctl *ctl, int argc, char **argv);
-	} subs[] = {
+	static const struct d4ctl_sub subs[] = {
 		{"list", sensor_list},       {"show", sensor_show},       {"register", sensor_register},
 		{"approve", sensor_approve}, {"reject", sensor_reject},   {"delete", sensor_delete},
 		{"set-key", sensor_set_key}, {"set", sensor_set},         {"block", sensor_block},
 		{"unblock", sensor_unblock}, {"kick", sensor_kick},       {"block-ip", sensor_block_ip},
 	};
 
-	if (argc < 2) {
-		usage(stderr);
-		return D4CTL_USAGE;
-	}
-	if (d4ctl_is_help(argv[1])) {
-		usage(stdout);
-		return D4CTL_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(ctl, argc - 1, argv + 1);
-	d4ctl_err("sensor", "unknown subcommand '%s'", argv[1]);
-	usage(stderr);
-	return D4CTL_USAGE;
+	return d4ctl_subcommand(ctl, "sensor", subs, sizeof(subs) / sizeof(subs[0]), usage, argc,
+	                        argv);
 }

@@ -435,28 +435,13 @@ static int types_meta(struct d4ctl *ctl, int argc, char **argv)
 
 int cmd_types(struct d4ctl *ctl, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct d4ctl *ctl, int argc, char **argv);
-	} subs[] = {
+	static const struct d4ctl_sub subs[] = {
 		{"list", types_list},
 		{"accept", types_accept},
 		{"refuse", types_refuse},
 		{"meta", types_meta},
 	};
 
-	if (argc < 2) {
-		usage(stderr);
-		return D4CTL_USAGE;
-	}
-	if (d4ctl_is_help(argv[1])) {
-		usage(stdout);
-		return D4CTL_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].run(ctl, argc - 1, argv + 1);
-	d4ctl_err("types", "unknown subcommand '%s'", argv[1]);
-	usage(stderr);
-	return D4CTL_USAGE;
+	return d4ctl_subcommand(ctl, "types", subs, sizeof(subs) / sizeof(subs[0]), usage, argc,
+	                        argv);
 }
